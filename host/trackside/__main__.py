@@ -1,0 +1,5 @@
+import sys
+
+from trackside.cli import main
+
+sys.exit(main())
