@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "trackside.aggregator.cli",  # record, sessions, show, trace, replay, flash, demo
     "trackside.kinematics.cli",  # gait, export
     "trackside.plan.cli",        # plan, stats
+    "trackside.flash.cli",       # flash
 )
 
 
