@@ -14,13 +14,16 @@ Keys (defaults in DEFAULTS):
 
 - ``node_id`` 1..254, ``segment`` (lowercase letters, digits, ``_``; <= 15 chars)
 - ``rate_hz`` one of RATES_HZ; ``acc_range_g`` one of ACC_RANGES_G; ``gyro_range_dps`` one of
-  GYRO_RANGES_DPS; ``mode`` "raw" | "fused"
+  GYRO_RANGES_DPS; ``mode`` "raw" | "fused"; ``autostart`` stream from boot (else wait for
+  the start command)
 - ``link`` "usb" | "espnow"; ``gateway_mac`` "aa:bb:cc:dd:ee:ff"; ``channel`` 1..13;
   ``pmk``/``lmk`` 32 hex digits (16-byte keys). ESP-NOW needs a gateway MAC and both keys
   (frames are always encrypted); otherwise the link falls back to USB with a message.
 - ``peers`` (gateway only): list of ``{"mac": ..., "lmk": ...}`` nodes allowed to send.
-- ``calibration``: ``gyro_offset_dps`` [3], ``mag_hard_iron_ut`` [3], ``mag_soft_iron`` 3x3
-  (row-major, applied as soft @ (m - hard)).
+- ``calibration``: ``gyro_offset_dps`` [3] (subtracted from the gyro), ``mag_bias`` [3]
+  magnetometer hard iron in counts of the common sensor frame, ``mag_soft_q14`` [9] soft-iron
+  matrix row-major in Q14 (16384 = 1.0), applied as soft @ (m - bias); ``calib_id`` (u32, set by
+  the host with the magnetometer calibration, reported in hello). Same units as the wire protocol.
 - ``status_ms`` status period; ``pins``: ``sda``, ``scl``, ``led``, ``vbat`` (-1 = none);
   ``led_active_high``; ``vbat_divider`` (battery voltage / ADC pin voltage).
 """
@@ -43,16 +46,17 @@ LINKS = ("usb", "espnow")
 PIN_NAMES = ("sda", "scl", "led", "vbat")
 
 
-def _identity3():
-    return [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+Q14 = 16384
+IDENTITY_Q14 = (Q14, 0, 0, 0, Q14, 0, 0, 0, Q14)
 
 
 def default_calibration():
     """Calibration of an uncalibrated node: zero offsets, identity soft iron."""
     return {
         "gyro_offset_dps": [0.0, 0.0, 0.0],
-        "mag_hard_iron_ut": [0.0, 0.0, 0.0],
-        "mag_soft_iron": _identity3(),
+        "mag_bias": [0, 0, 0],
+        "mag_soft_q14": list(IDENTITY_Q14),
+        "calib_id": 0,
     }
 
 
@@ -66,6 +70,7 @@ def defaults():
         "acc_range_g": 16,
         "gyro_range_dps": 2000,
         "mode": "fused",
+        "autostart": True,
         "link": "usb",
         "gateway_mac": "",
         "channel": 1,
@@ -175,10 +180,10 @@ def _vec3(v, lo, hi):
     return [_num(x, lo, hi) for x in v]
 
 
-def _mat3(v):
-    if not isinstance(v, (list, tuple)) or len(v) != 3:
-        raise ValueError("must be a 3x3 list of rows")
-    return [_vec3(row, -10.0, 10.0) for row in v]
+def _ints(v, count, lo, hi):
+    if not isinstance(v, (list, tuple)) or len(v) != count:
+        raise ValueError("must be a list of %d integers, got %r" % (count, v))
+    return [_int(x, lo, hi) for x in v]
 
 
 def _calibration(v):
@@ -188,10 +193,12 @@ def _calibration(v):
     for k in v:
         if k == "gyro_offset_dps":
             out[k] = _vec3(v[k], -500.0, 500.0)
-        elif k == "mag_hard_iron_ut":
-            out[k] = _vec3(v[k], -2000.0, 2000.0)
-        elif k == "mag_soft_iron":
-            out[k] = _mat3(v[k])
+        elif k == "mag_bias":
+            out[k] = _ints(v[k], 3, -32768, 32767)
+        elif k == "mag_soft_q14":
+            out[k] = _ints(v[k], 9, -32768, 32767)
+        elif k == "calib_id":
+            out[k] = _int(v[k], 0, 0xFFFFFFFF)
         else:
             raise ValueError("unknown calibration key %r" % (k,))
     return out
@@ -235,6 +242,7 @@ _CHECKS = {
     "acc_range_g": lambda v: _choice(v, ACC_RANGES_G),
     "gyro_range_dps": lambda v: _choice(v, GYRO_RANGES_DPS),
     "mode": lambda v: _choice(v, MODES),
+    "autostart": _bool,
     "link": lambda v: _choice(v, LINKS),
     "gateway_mac": _mac_or_empty,
     "channel": lambda v: _int(v, 1, 13),
@@ -312,6 +320,22 @@ def set_value(cfg, key, value):
         cfg[key] = old
         raise ValueError(problem)
     return clean
+
+
+def update(cfg, values):
+    """Validate and store several keys at once (order-free: the link check runs last).
+
+    ValueError and ``cfg`` unchanged if any value is invalid.
+    """
+    trial = dict(cfg)
+    for key in values:
+        trial[key] = validate_value(key, values[key])
+    problem = link_problem(trial)
+    if problem:
+        raise ValueError(problem)
+    for key in values:
+        cfg[key] = trial[key]
+    return cfg
 
 
 def save(cfg, path=PATH):

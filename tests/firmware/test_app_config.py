@@ -51,7 +51,7 @@ def test_good_config_and_per_key_fallback(tmp_path):
     assert (c["node_id"], c["segment"], c["rate_hz"], c["mode"], c["link"]) == (7, "shank_l", 100, "raw", "espnow")
     assert c["gyro_range_dps"] == 2000
     assert c["calibration"]["gyro_offset_dps"] == [0.5, -0.25, 1.0]
-    assert c["calibration"]["mag_soft_iron"][1] == [0.0, 1.0, 0.0]
+    assert c["calibration"]["mag_soft_q14"][4] == 16384 and c["calibration"]["mag_bias"] == [0, 0, 0]
     assert len(out["log"]) == 1 and "gyro_range_dps" in out["log"][0]
 
 
@@ -66,7 +66,7 @@ def test_set_value_strict_and_save_roundtrip():
 from tsfw import config
 cfg = config.defaults()
 for key, value in (('rate_hz', 33), ('segment', 'Thigh L'), ('node_id', 0), ('nope', 1),
-                   ('calibration', {'mag_soft_iron': [[1, 0], [0, 1]]})):
+                   ('calibration', {'mag_soft_q14': [16384, 0, 0]})):
     try:
         config.set_value(cfg, key, value)
         print('accepted', key)
