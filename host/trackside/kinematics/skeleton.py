@@ -1,7 +1,7 @@
 """Body model: segments rooted at the pelvis, lengths from height, node-to-segment assignment.
 
-Segment frames (all segments, this whole package): x anterior (forward), y left, z up along the
-segment towards its proximal joint, *in the standing calibration pose*. So in that pose every
+Segment frames (all segments, this whole package): x anterior (forward), y left, z up (along
+the segment) *in the standing calibration pose*. So in that pose every
 segment frame equals the athlete's heading frame and every joint rotation is the identity,
 which is what makes clinical angles zero when standing.
 
