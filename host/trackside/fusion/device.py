@@ -1,0 +1,52 @@
+"""The ``device`` filter on the host: the firmware's fixed-point filter (``tsfw.fusion``, the very
+file flashed to the nodes) run by CPython over a recording quantised to a chip's int16 counts."""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+
+from trackside.fusion.metrics import Recording
+from trackside.fusion.quantize import Chip, get_chip, quantize
+
+
+def make_filter(fs: float, chip: str | Chip = "mpu9250", **params):
+    """A ``tsfw.fusion.FixedKalman`` configured for ``chip`` at ``fs`` Hz (params: time constants)."""
+    from tsfw.fusion import FixedKalman
+
+    c = get_chip(chip) if isinstance(chip, str) else chip
+    return FixedKalman(fs, c.acc_lsb_g, c.gyr_lsb_dps, c.mag_ut_lsb, **params)
+
+
+def run_counts(counts: np.ndarray, fs: float, chip: str | Chip = "mpu9250", **params) -> np.ndarray:
+    """Run the fixed-point filter over Nx9 int16 counts; Nx4 int Q14 quaternions (w x y z)."""
+    counts = np.ascontiguousarray(counts, dtype=np.int16)
+    if counts.ndim != 2 or counts.shape[1] != 9:
+        raise ValueError(f"counts must be Nx9, got {counts.shape}")
+    n = counts.shape[0]
+    filt = make_filter(fs, chip, **params)
+    buf = array("h", counts.tobytes())
+    out = array("h", bytes(8 * n))
+    filt.update_block(buf, n, out)
+    return np.frombuffer(out, dtype=np.int16).reshape(n, 4).astype(np.int32)
+
+
+def run_device(rec: Recording, chip: str = "mpu9250", **params) -> np.ndarray:
+    """Registry filter ``device``: quantise ``rec`` to ``chip`` counts, run the firmware filter.
+
+    Returns Nx4 float unit quaternions (w x y z, sensor-to-earth, ENU).
+    """
+    params.pop("chip", None)
+    q = run_counts(quantize(rec, chip), rec.fs, chip, **params).astype(float)
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def run_vqf(rec: Recording, **options) -> np.ndarray:
+    """Registry filter ``vqf``: VQF 9D online (PyPI ``vqf``) on the float recording, for comparison."""
+    from vqf import VQF
+
+    v = VQF(1.0 / rec.fs)
+    res = v.updateBatch(np.ascontiguousarray(rec.gyr, dtype=float), np.ascontiguousarray(rec.acc, dtype=float),
+                        np.ascontiguousarray(rec.mag, dtype=float))
+    return np.asarray(res["quat9D"], dtype=float)
