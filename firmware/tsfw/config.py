@@ -12,6 +12,7 @@ strict form used by commands (an invalid value is refused, nothing changes)::
 
 Keys (defaults in DEFAULTS):
 
+- ``role`` "node" (a sensor node) | "gateway" (ESP-NOW gateway: main.py runs tsfw.gateway)
 - ``node_id`` 1..254, ``segment`` (lowercase letters, digits, ``_``; <= 15 chars)
 - ``rate_hz`` one of RATES_HZ; ``acc_range_g`` one of ACC_RANGES_G; ``gyro_range_dps`` one of
   GYRO_RANGES_DPS; ``mode`` "raw" | "fused"; ``autostart`` stream from boot (else wait for
@@ -43,6 +44,7 @@ ACC_RANGES_G = (2, 4, 8, 16)
 GYRO_RANGES_DPS = (125, 250, 500, 1000, 2000)
 MODES = ("raw", "fused")
 LINKS = ("usb", "espnow")
+ROLES = ("node", "gateway")
 PIN_NAMES = ("sda", "scl", "led", "vbat")
 
 
@@ -64,6 +66,7 @@ def defaults():
     """A fresh default configuration (a new dict each call: callers may mutate it)."""
     return {
         "version": VERSION,
+        "role": "node",
         "node_id": 1,
         "segment": "unassigned",
         "rate_hz": 200,
@@ -236,6 +239,7 @@ def _bool(v):
 
 _CHECKS = {
     "version": lambda v: _int(v, 1, VERSION),
+    "role": lambda v: _choice(v, ROLES),
     "node_id": lambda v: _int(v, 1, 254),
     "segment": _segment,
     "rate_hz": lambda v: _choice(v, RATES_HZ),

@@ -169,3 +169,8 @@ class Gateway:
         while True:
             if not self.radio_to_usb() and not self.usb_to_radio():
                 clock.sleep_us(200)  # idle: let the radio task run
+
+
+def main(cfg):
+    """Entry point (main.py with role "gateway"): forward forever."""
+    Gateway(cfg).run()

@@ -1,0 +1,669 @@
+"""The node firmware: boot, sampling loop, commands, status.
+
+Boot: load ``/config.json`` (defaults on any problem, never a crash loop), open the link (USB,
+or ESP-NOW to the gateway), detect the sensor, send hello, then loop::
+
+    drain FIFO -> calibrate + filter each sample -> sample batcher -> link write
+    between drains: poll the link for commands and time-sync requests,
+    every ~1 s a status message, LED pattern update.
+
+The per-sample path (``_drain``) allocates nothing: buffers, the sample array and the filter
+state are created once (proved under ``micropython.heap_lock()`` by tests/firmware/test_app*).
+A missing or failing sensor is reported in hello (chip "none"), in status and by the LED
+(error code 2); the node keeps serving commands and retries detection every few seconds.
+
+    app = App()           # or App(config_path=..., link=..., i2c=..., sensor=...) in tests
+    app.boot()
+    app.run()             # forever (main.py); app.step() runs one iteration
+"""
+
+import gc
+import sys
+from array import array
+
+from tsfw import clock
+from tsfw import config as _config
+from tsfw import commands
+from tsfw.battery import Battery
+from tsfw.led import Led, error_pattern, ERR_SENSOR_MISSING, ERR_CONFIG
+
+from tsproto import consts as C
+from tsproto.frame import FrameWriter, cobs_decode
+from tsproto.batch import SampleBatcher
+from tsproto.decoder import decode_payload
+from tsproto import messages as M
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+FW_VERSION = "0.1.0"
+MAX_DRAIN = const(32)          # samples per FIFO read (buffer size)
+SAMPLES_PER_FRAME = const(16)  # 80 ms at 200 Hz; the batcher closes early if a frame is full
+_DETECT_RETRY_MS = const(5000)
+_TEMP_UNKNOWN = const(-32768)
+_I16_MAX = const(32767)
+_I16_MIN = const(-32768)
+_STILL_COUNTS = const(400)
+_HALF_TICKS = const(1 << 29)     # gyro calibration: max spread (counts) per axis while "still"
+
+
+class App:
+    """One sensor node (see module docstring). Arguments override what boot() would create."""
+
+    def __init__(self, config_path=_config.PATH, link=None, i2c=None, sensor=None,
+                 esp=None, cfg=None):
+        self.config_path = config_path
+        self.link = link
+        self.i2c = i2c
+        self.sensor = sensor
+        self._esp = esp
+        self.cfg = cfg
+        self.booted = False
+        self.streaming = False
+        self.reboot_requested = False
+        self.sensor_error = ""
+        self.filter = None
+        self.fifo_overflows = 0
+        self.loop_overruns = 0
+        self.frames_sent = 0
+        self.link_errors = 0
+        self.samples = 0
+        self._ov_seen = 0
+        self._raw = array("h", bytes(2 * 9 * MAX_DRAIN))
+        self._s = array("h", bytes(2 * 13))
+        self._fin = array("h", bytes(2 * 9 * MAX_DRAIN))   # filter input, gyro first
+        self._qout = array("h", bytes(2 * 4 * MAX_DRAIN))  # filter output, Q14 w x y z
+        self._goff = array("i", [0, 0, 0])      # gyro offsets in counts
+        self._mbias = array("i", [0, 0, 0])     # magnetometer hard iron, counts
+        self._msoft = array("i", _config.IDENTITY_Q14)
+        self._msoft_on = False
+        self._cal_n = 0          # gyro calibration: samples still wanted (0 = not running)
+        self._cal_sum = array("i", [0, 0, 0])
+        self._cal_min = array("i", [0, 0, 0])
+        self._cal_max = array("i", [0, 0, 0])
+        self._cal_got = 0
+        self._cal_done = False
+        self._pending = None     # (seq, cmd) of a command answered later
+        self._t_next = 0         # node time (ticks_us) of the next FIFO sample
+        self._t_wraps = 0        # ticks_us wraps seen: node time on the wire is 32-bit
+        self._t_last = 0
+        self._t_valid = False
+        self._new_frame = True
+        self._last_drain = 0
+        self._drain_us = 20000
+        self._period_us = 5000
+        self._next_status = 0
+        self._next_detect = 0
+        self._boot_ms = 0
+        self._log_backlog = []
+
+    # ------------------------------------------------------------------ boot
+    def boot(self):
+        """Config, link, sensor, hello. Never raises for a bad config or a missing sensor."""
+        log = []
+        if self.cfg is None:
+            self.cfg, log = _config.load(self.config_path)
+        cfg = self.cfg
+        self._boot_ms = clock.ticks_ms()
+        pins = cfg["pins"]
+        self.led = Led(pins["led"], cfg["led_active_high"])
+        self.battery = Battery(pins["vbat"], cfg["vbat_divider"])
+        if self.link is None:
+            self.link = self._open_link(cfg, log)
+        self.writer = FrameWriter(cfg["node_id"])
+        self._apply_calibration()
+        for line in log:
+            self._log_backlog.append(line)
+        if self._log_backlog:
+            self.led.show(error_pattern(ERR_CONFIG), 4000)
+        self._setup_sensor()
+        self.booted = True
+        self.send_hello()
+        for line in self._log_backlog:
+            self.log(C.LOG_WARN, line)
+        self._log_backlog = []
+        if cfg["autostart"] and self.sensor is not None:
+            self.start()
+        now = clock.ticks_ms()
+        self._next_status = clock.ticks_add(now, cfg["status_ms"])
+        self._next_detect = clock.ticks_add(now, _DETECT_RETRY_MS)
+        self.send_status()
+
+    def _open_link(self, cfg, log):
+        if cfg["link"] == "espnow":
+            try:
+                from tsfw.link_espnow import EspNowLink
+                return EspNowLink(cfg, self._esp)
+            except Exception as e:  # radio missing/broken: USB keeps the node reachable
+                log.append("espnow link failed (%s), using usb" % (e,))
+        from tsfw.link_usb import UsbLink
+        return UsbLink()
+
+    def _make_i2c(self):
+        import machine
+        pins = self.cfg["pins"]
+        return machine.I2C(0, scl=machine.Pin(pins["scl"]), sda=machine.Pin(pins["sda"]), freq=400000)
+
+    def _setup_sensor(self):
+        """Detect and configure the sensor; on failure keep running without one."""
+        cfg = self.cfg
+        try:
+            if self.sensor is None:
+                if self.i2c is None:
+                    self.i2c = self._make_i2c()
+                from tsfw import drivers
+                self.sensor = drivers.detect(self.i2c)
+            if self.sensor is None:
+                self.sensor_error = "no sensor answered on I2C"
+            else:
+                self.sensor.configure(cfg["rate_hz"], cfg["acc_range_g"], cfg["gyro_range_dps"])
+                self.sensor_error = ""
+        except Exception as e:  # a failing sensor must never stop the node
+            self.sensor = None
+            self.sensor_error = "sensor setup failed: %s" % (e,)
+        if self.sensor is None:
+            self.led.error(ERR_SENSOR_MISSING)
+            self._log_backlog.append(self.sensor_error)
+            return False
+        self._ov_seen = self.sensor.overflows
+        self._period_us = 1000000 // cfg["rate_hz"]
+        # drain about every 4 samples (20 ms at 200 Hz), never slower than 25 ms
+        self._drain_us = min(25000, 4 * self._period_us)
+        self._apply_calibration()
+        self._make_filter()
+        self.batcher = SampleBatcher(self.writer, SAMPLES_PER_FRAME, self._period_us,
+                                     cfg["mode"] == "raw" or self.filter is None)
+        self._new_frame = True
+        self._t_valid = False
+        self.led.ok()
+        return True
+
+    def _make_filter(self):
+        self.filter = None
+        if self.cfg["mode"] != "fused":
+            return
+        s = self.sensor
+        try:
+            from tsfw.fusion import FixedKalman
+            self.filter = FixedKalman(self.cfg["rate_hz"], s.acc_lsb_g,
+                                      s.gyr_lsb_dps if s.has_gyro else 0, s.mag_ut_lsb)
+        except Exception as e:  # no filter for this chip/rate: still useful as a raw node
+            self.filter = None
+            self._log_backlog.append("filter unavailable (%s): raw mode" % (e,))
+
+    def _apply_calibration(self):
+        cal = self.cfg["calibration"]
+        g = cal["gyro_offset_dps"]
+        lsb = self._gyro_lsb_per_dps()
+        for i in range(3):
+            self._goff[i] = int(round(g[i] * lsb))
+            self._mbias[i] = cal["mag_bias"][i]
+        soft = cal["mag_soft_q14"]
+        for i in range(9):
+            self._msoft[i] = soft[i]
+        self._msoft_on = tuple(soft) != _config.IDENTITY_Q14
+
+    def _gyro_lsb_per_dps(self):
+        s = self.sensor
+        if s is not None and getattr(s, "has_gyro", False):
+            try:
+                return s.gyro_lsb_per_dps()
+            except AttributeError:
+                pass
+        return 32768 / self.cfg["gyro_range_dps"]
+
+    # ------------------------------------------------------------------ loop
+    def run(self):
+        """Serve forever (until a reboot command)."""
+        while not self.reboot_requested:
+            self.step()
+            self.idle()
+        self.link.flush()
+        self.reboot()
+
+    def idle(self):
+        """Sleep until the next drain is due (the radio/USB tasks run meanwhile)."""
+        if self.streaming:
+            wait = self._drain_us - clock.ticks_diff(clock.ticks_us(), self._last_drain)
+            if wait > 2000:
+                wait = 2000  # stay responsive to commands
+        else:
+            wait = 2000
+        if wait > 0:
+            clock.sleep_us(wait)
+
+    def step(self):
+        """One loop iteration: drain when due, serve the link, status, LED."""
+        now = clock.ticks_us()
+        if self.streaming and clock.ticks_diff(now, self._last_drain) >= self._drain_us:
+            self.drain(now)
+            if self._cal_done:
+                self._finish_gyro_calibration()
+        self.serve()
+        ms = clock.ticks_ms()
+        if clock.ticks_diff(ms, self._next_status) >= 0:
+            self._next_status = clock.ticks_add(ms, self.cfg["status_ms"])
+            self.send_status()
+        if self.sensor is None and clock.ticks_diff(ms, self._next_detect) >= 0:
+            self._next_detect = clock.ticks_add(ms, _DETECT_RETRY_MS)
+            self._retry_sensor()
+        self.led.update(ms)
+
+    def serve(self):
+        """Handle every complete frame waiting on the link."""
+        link = self.link
+        n = link.poll()
+        while n:
+            self._handle_frame(link.rx, n)
+            n = link.poll()
+
+    def drain(self, now):
+        """Read the FIFO and process every sample (allocation-free)."""
+        drv = self.sensor
+        gap = drv.overflows != self._ov_seen
+        elapsed = clock.ticks_diff(now, self._last_drain)
+        if self._t_valid and elapsed > 3 * self._drain_us:
+            self.loop_overruns += 1  # the loop came late: samples may have been at risk
+        self._last_drain = now
+        n = drv.fifo_read(self._raw, MAX_DRAIN)
+        if drv.overflows != self._ov_seen:
+            gap = True
+        if gap:
+            self.fifo_overflows += drv.overflows - self._ov_seen
+            self._ov_seen = drv.overflows
+            if self.batcher.mark_gap():
+                self._write_frame()
+            self._new_frame = True
+            self._t_valid = False
+        if n <= 0:
+            return 0
+        period = self._period_us
+        if not self._t_valid:
+            # anchor: the newest sample is "now"; earlier ones one period apart
+            self._t_next = clock.ticks_add(now, -(n - 1) * period)
+            self._t_valid = True
+        else:
+            # keep the ODR-based times, but follow the sensor's clock if it drifts off ticks_us
+            late = clock.ticks_diff(now, clock.ticks_add(self._t_next, (n - 1) * period))
+            if late > 2 * period or late < -period:
+                self._t_next = clock.ticks_add(now, -(n - 1) * period)
+        self._process(n)
+        return n
+
+    def _process(self, n):
+        """Calibrate, filter and batch ``n`` samples from ``_raw`` (allocation-free).
+
+        Pass 1 writes calibrated counts in the filter's order (gx gy gz ax ay az mx my mz) into
+        ``_fin``; the filter then runs over the whole block at once (its state stays in locals);
+        pass 2 hands each sample (+ quaternion) to the batcher.
+        """
+        raw = self._raw
+        fin = self._fin
+        gox = self._goff[0]
+        goy = self._goff[1]
+        goz = self._goff[2]
+        mbx = self._mbias[0]
+        mby = self._mbias[1]
+        mbz = self._mbias[2]
+        soft_on = self._msoft_on
+        ms = self._msoft
+        cal = self._cal_n
+        j = 0
+        while j < 9 * n:
+            gx = raw[j + 3]
+            gy = raw[j + 4]
+            gz = raw[j + 5]
+            if cal:
+                self._cal_add(gx, gy, gz)
+                cal = self._cal_n
+            gx -= gox
+            gy -= goy
+            gz -= goz
+            mx = raw[j + 6] - mbx
+            my = raw[j + 7] - mby
+            mz = raw[j + 8] - mbz
+            if soft_on:
+                x = (ms[0] * mx + ms[1] * my + ms[2] * mz + 8192) >> 14
+                y = (ms[3] * mx + ms[4] * my + ms[5] * mz + 8192) >> 14
+                mz = (ms[6] * mx + ms[7] * my + ms[8] * mz + 8192) >> 14
+                mx = x
+                my = y
+            # int16 on the wire: clamp what the corrections pushed past the range
+            if gx > _I16_MAX:
+                gx = _I16_MAX
+            elif gx < _I16_MIN:
+                gx = _I16_MIN
+            if gy > _I16_MAX:
+                gy = _I16_MAX
+            elif gy < _I16_MIN:
+                gy = _I16_MIN
+            if gz > _I16_MAX:
+                gz = _I16_MAX
+            elif gz < _I16_MIN:
+                gz = _I16_MIN
+            if mx > _I16_MAX:
+                mx = _I16_MAX
+            elif mx < _I16_MIN:
+                mx = _I16_MIN
+            if my > _I16_MAX:
+                my = _I16_MAX
+            elif my < _I16_MIN:
+                my = _I16_MIN
+            if mz > _I16_MAX:
+                mz = _I16_MAX
+            elif mz < _I16_MIN:
+                mz = _I16_MIN
+            fin[j] = gx
+            fin[j + 1] = gy
+            fin[j + 2] = gz
+            fin[j + 3] = raw[j]
+            fin[j + 4] = raw[j + 1]
+            fin[j + 5] = raw[j + 2]
+            fin[j + 6] = mx
+            fin[j + 7] = my
+            fin[j + 8] = mz
+            j += 9
+        batcher = self.batcher
+        fused = self.filter is not None and not batcher.raw
+        qo = self._qout
+        if fused:
+            self.filter.update_block(fin, n, qo)
+        s = self._s
+        period = self._period_us
+        t = self._t_next
+        j = 0
+        o = 0
+        for i in range(n):
+            s[0] = fin[j + 3]
+            s[1] = fin[j + 4]
+            s[2] = fin[j + 5]
+            s[3] = fin[j]
+            s[4] = fin[j + 1]
+            s[5] = fin[j + 2]
+            s[6] = fin[j + 6]
+            s[7] = fin[j + 7]
+            s[8] = fin[j + 8]
+            if fused:
+                s[9] = qo[o]
+                s[10] = qo[o + 1]
+                s[11] = qo[o + 2]
+                s[12] = qo[o + 3]
+            if self._new_frame:
+                # first sample of a frame: its 32-bit node time (may box one int per frame)
+                self._new_frame = False
+                if batcher.add(self._time32(t), s):
+                    self._write_frame()
+            elif batcher.add(0, s):
+                self._write_frame()
+            t = clock.ticks_add(t, period)
+            j += 9
+            o += 4
+        self._t_next = t
+        self.samples += n
+
+    def _time32(self, t):
+        """32-bit node time of tick value ``t`` (ticks_us wraps at 2**30; the wire at 2**32).
+
+        Calls come in near time order (sample times lag "now" by a few ms), so a jump back by
+        more than half the tick period is a wrap, a jump forward by as much is a time from
+        before the last wrap.
+        """
+        last = self._t_last
+        w = self._t_wraps
+        if t < last - _HALF_TICKS:
+            w = (w + 1) & 3
+            self._t_wraps = w
+            self._t_last = t
+        elif t > last + _HALF_TICKS:
+            w = (w - 1) & 3  # older than the last wrap: do not move the reference
+        elif t > last:
+            self._t_last = t
+        if w == 0:
+            return t
+        return (w << 30) | t  # >= 2**30: a boxed int, once per frame at most
+
+    def _write_frame(self):
+        f = self.batcher.frame()
+        if self.link.write(f, len(f)):
+            self.frames_sent += 1
+        else:
+            self.link_errors += 1
+        self._new_frame = True
+
+    # ------------------------------------------------------------------ gyro calibration
+    def _cal_add(self, gx, gy, gz):
+        s = self._cal_sum
+        lo = self._cal_min
+        hi = self._cal_max
+        if self._cal_got == 0:
+            lo[0] = hi[0] = gx
+            lo[1] = hi[1] = gy
+            lo[2] = hi[2] = gz
+        s[0] += gx
+        s[1] += gy
+        s[2] += gz
+        if gx < lo[0]:
+            lo[0] = gx
+        elif gx > hi[0]:
+            hi[0] = gx
+        if gy < lo[1]:
+            lo[1] = gy
+        elif gy > hi[1]:
+            hi[1] = gy
+        if gz < lo[2]:
+            lo[2] = gz
+        elif gz > hi[2]:
+            hi[2] = gz
+        self._cal_got += 1
+        self._cal_n -= 1
+        if self._cal_n == 0:
+            self._cal_done = True
+
+    def start_gyro_calibration(self, duration_ms):
+        """Average the gyro over ``duration_ms`` of still samples (answered when done)."""
+        if self.sensor is None:
+            raise commands.CommandError(C.E_BAD_STATE, "no sensor")
+        if not getattr(self.sensor, "has_gyro", True):
+            raise commands.CommandError(C.E_UNSUPPORTED, "this sensor has no gyro")
+        if self._cal_n or self._pending is not None:
+            raise commands.CommandError(C.E_BUSY, "calibration already running")
+        if not 100 <= duration_ms <= 30000:
+            raise commands.CommandError(C.E_BAD_ARG, "calibration duration must be 100..30000 ms")
+        n = duration_ms * self.cfg["rate_hz"] // 1000
+        self._cal_sum[0] = self._cal_sum[1] = self._cal_sum[2] = 0
+        self._cal_got = 0
+        self._cal_done = False
+        self._cal_n = n if n > 0 else 1
+        if not self.streaming:
+            self.start()
+
+    def _finish_gyro_calibration(self):
+        seq, cmd = self._pending
+        self._pending = None
+        self._cal_done = False
+        n = self._cal_got
+        spread = 0
+        for i in range(3):
+            d = self._cal_max[i] - self._cal_min[i]
+            if d > spread:
+                spread = d
+        if n == 0 or spread > _STILL_COUNTS:
+            self.send_nack(seq, cmd, C.E_FAILED)
+            self.log(C.LOG_WARN, "gyro calibration: node moved (spread %d counts), keep it still" % spread)
+            return
+        lsb = self._gyro_lsb_per_dps()
+        off = [self._cal_sum[i] / n / lsb for i in range(3)]
+        try:
+            _config.set_value(self.cfg, "calibration", _merge(self.cfg["calibration"], {"gyro_offset_dps": off}))
+            _config.save(self.cfg, self.config_path)
+        except (OSError, ValueError) as e:
+            self.send_nack(seq, cmd, C.E_FAILED)
+            self.log(C.LOG_ERROR, "gyro calibration not stored: %s" % (e,))
+            return
+        self._apply_calibration()
+        self.send_ack(seq, cmd)
+        self.log(C.LOG_INFO, "gyro offsets %.3f %.3f %.3f dps from %d samples" % (off[0], off[1], off[2], n))
+
+    def pending_cmd(self, seq, cmd):
+        self._pending = (seq, cmd)
+
+    # ------------------------------------------------------------------ commands
+    def start(self):
+        if self.sensor is None:
+            raise commands.CommandError(C.E_BAD_STATE, "no sensor: %s" % self.sensor_error)
+        if not self.streaming:
+            if hasattr(self.sensor, "fifo_reset"):
+                self.sensor.fifo_reset()  # stale samples from before the start are not sent
+            self._ov_seen = self.sensor.overflows
+            self._t_valid = False
+            self._new_frame = True
+            self._last_drain = clock.ticks_us()
+        self.streaming = True
+
+    def stop(self):
+        if self.streaming and self.sensor is not None and self.batcher.flush():
+            self._write_frame()
+        self.streaming = False
+
+    def set_value(self, key, value):
+        """Change one config key (validated), store it, re-apply what it affects."""
+        _config.set_value(self.cfg, key, value)
+        self._store_and_reconfigure()
+
+    def set_ranges(self, acc_g, gyro_dps):
+        _config.update(self.cfg, {"acc_range_g": acc_g, "gyro_range_dps": gyro_dps})
+        self._store_and_reconfigure()
+
+    def _store_and_reconfigure(self):
+        try:
+            _config.save(self.cfg, self.config_path)
+        except OSError as e:
+            self.log(C.LOG_WARN, "config not saved: %s" % (e,))
+        was = self.streaming
+        self.stop()
+        if self.sensor is not None:
+            self._setup_sensor()
+            if was:
+                self.start()
+        self.send_hello()
+
+    def store_mag_calibration(self, calib_id, bias, soft):
+        cal = _merge(self.cfg["calibration"], {"mag_bias": bias, "mag_soft_q14": soft, "calib_id": calib_id})
+        _config.set_value(self.cfg, "calibration", cal)
+        _config.save(self.cfg, self.config_path)
+        self._apply_calibration()
+        self.send_hello()
+
+    def request_reboot(self):
+        self.reboot_requested = True
+
+    def reboot(self):
+        try:
+            import machine
+            machine.reset()
+        except ImportError:
+            sys.exit(0)
+
+    # ------------------------------------------------------------------ messages
+    def _handle_frame(self, buf, n):
+        try:
+            p = cobs_decode(memoryview(buf)[0:n])
+        except ValueError:
+            return
+        m = decode_payload(p)
+        if not m:
+            return
+        if m.node_id != self.cfg["node_id"] and m.node_id != C.NODE_BROADCAST:
+            return  # another node's command (USB hubs echo nothing, but gateways broadcast)
+        if m.type == C.T_COMMAND:
+            commands.handle(self, m)
+        elif m.type == C.T_TIMESYNC_REQ:
+            self._timesync_reply(m)
+
+    def now32(self):
+        """Node time in µs as the 32-bit wire value (extends ticks_us)."""
+        return self._time32(clock.ticks_us())
+
+    def _timesync_reply(self, m):
+        t2 = self.now32()
+        r = M.TimeSyncReply(node_id=self.cfg["node_id"], req_id=m.req_id, t1=m.t1, t2=t2, t3=0)
+        r.t3 = self.now32()
+        self._send(C.T_TIMESYNC_REPLY, r.t3, r.body())
+
+    def _send(self, mtype, t_us, body):
+        f = self.writer.frame(mtype, t_us, body)
+        if not self.link.write(f, len(f)):
+            self.link_errors += 1
+
+    def send_ack(self, seq, cmd):
+        self._send(C.T_ACK, self.now32(), M.Ack(cmd_seq=seq, cmd=cmd).body())
+
+    def send_nack(self, seq, cmd, error):
+        self._send(C.T_NACK, self.now32(), M.Nack(cmd_seq=seq, cmd=cmd, error=error).body())
+
+    def log(self, level, text):
+        """A log line to the host (and to nowhere else: stdout is the link)."""
+        if not self.booted:
+            self._log_backlog.append(text)
+            return
+        self._send(C.T_LOG, self.now32(), M.Log(level=level, text=text).body())
+
+    def send_hello(self):
+        cfg = self.cfg
+        s = self.sensor
+        chip = s.chip if s is not None else "none"
+        mag_range = getattr(s, "mag_range_ut", 4912) if s is not None else 0
+        mode = C.MODE_FUSED if (self.filter is not None and cfg["mode"] == "fused") else C.MODE_RAW
+        h = M.Hello(rate_hz=cfg["rate_hz"], accel_range_g=cfg["acc_range_g"],
+                    gyro_range_dps=cfg["gyro_range_dps"], mag_range_ut=mag_range, mode=mode,
+                    calib_id=cfg["calibration"]["calib_id"], fw_version=FW_VERSION, chip=chip)
+        self._send(C.T_HELLO, self.now32(), h.body())
+
+    def status_fields(self):
+        s = self.sensor
+        i2c_errors = s.i2c_errors if s is not None else 0
+        temp = _TEMP_UNKNOWN
+        if s is not None and hasattr(s, "temperature_c100"):
+            try:
+                temp = s.temperature_c100()
+            except OSError:
+                pass
+        return dict(
+            battery_mv=self.battery.read_mv(), temp_c100=temp,
+            fifo_overflows=self.fifo_overflows, loop_overruns=self.loop_overruns,
+            i2c_errors=i2c_errors, free_mem=gc.mem_free() if hasattr(gc, "mem_free") else 0,
+            uptime_s=clock.ticks_diff(clock.ticks_ms(), self._boot_ms) // 1000,
+        )
+
+    def send_status(self):
+        st = M.Status(**self.status_fields())
+        self._send(C.T_STATUS, self.now32(), st.body())
+        if self.sensor is None:
+            self.log(C.LOG_ERROR, self.sensor_error or "no sensor")
+
+    def _retry_sensor(self):
+        self.sensor = None
+        if self._setup_sensor():
+            self.log(C.LOG_INFO, "sensor found: %s" % self.sensor.chip)
+            self.send_hello()
+            if self.cfg["autostart"]:
+                self.start()
+
+
+def _merge(d, extra):
+    out = dict(d)
+    for k in extra:
+        out[k] = extra[k]
+    return out
+
+
+def main(config_path=_config.PATH, cfg=None, log=None):
+    """Entry point of main.py: boot and serve until a reboot command."""
+    app = App(config_path, cfg=cfg)
+    if log:
+        app._log_backlog.extend(log)
+    app.boot()
+    app.run()
