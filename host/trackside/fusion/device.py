@@ -32,6 +32,46 @@ def run_counts(counts: np.ndarray, fs: float, chip: str | Chip = "mpu9250", **pa
     return np.frombuffer(out, dtype=np.int16).reshape(n, 4).astype(np.int32)
 
 
+def run_counts_micropython(
+    counts: np.ndarray, fs: float, chip: str | Chip = "mpu9250", pystone_loops: int = 0, timeout: float = 600.0
+) -> tuple[np.ndarray, dict]:
+    """Run the same firmware filter under real MicroPython (wasm port), hot loop heap-locked.
+
+    Returns (Nx4 int Q14 quaternions, stats) with stats: ``n``, ``us`` (wall time of the
+    n-1 heap-locked samples), ``pystones`` (per second, same run; 0 if not measured),
+    ``us_per_sample``. Raises ``mpy.MicroPythonError`` if the hot loop allocates.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from trackside import mpy
+
+    counts = np.ascontiguousarray(counts, dtype=np.int16)
+    if counts.ndim != 2 or counts.shape[1] != 9 or counts.shape[0] < 2:
+        raise ValueError(f"counts must be Nx9 with N >= 2, got {counts.shape}")
+    c = get_chip(chip) if isinstance(chip, str) else chip
+    here = Path(__file__).with_name("mp_run.py")
+    bench = Path(__file__).resolve().parents[3] / "tools" / "bench" / "pystone_mp.py"
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "counts.bin"
+        data.write_bytes(counts.tobytes())
+        files = [(data, "/data/counts.bin")]
+        if pystone_loops and bench.exists():
+            files.append((bench, "/lib/pystone_mp.py"))
+        else:
+            pystone_loops = 0
+        argv = ["/data/counts.bin", repr(float(fs)), repr(c.acc_lsb_g), repr(c.gyr_lsb_dps), repr(c.mag_ut_lsb),
+                str(int(pystone_loops))]
+        res = mpy.run(script=here, files=files, argv=argv, timeout=timeout, heap=16 << 20)
+    head, _, body = res.stdout.partition(b"\n")
+    n, us, stones, locked = head.split()
+    n = int(n)
+    q = np.frombuffer(body, dtype=np.int16, count=4 * n).reshape(n, 4).astype(np.int32)
+    stats = {"n": n, "us": int(us), "pystones": float(stones), "heap_locked": bool(int(locked)),
+             "us_per_sample": int(us) / max(n - 1, 1)}
+    return q, stats
+
+
 def run_device(rec: Recording, chip: str = "mpu9250", **params) -> np.ndarray:
     """Registry filter ``device``: quantise ``rec`` to ``chip`` counts, run the firmware filter.
 
