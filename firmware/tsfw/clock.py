@@ -67,7 +67,10 @@ def sleep_us(us):
         _source.sleep_us(us)
     elif us > 0:
         if hasattr(time, "sleep_us"):
-            time.sleep_us(us)
+            if us >= 1000:
+                time.sleep_ms(us // 1000)  # yields to the RTOS (radio, USB tasks) on a device
+            else:
+                time.sleep_us(us)
         else:
             time.sleep(us / 1000000)
 
