@@ -47,7 +47,8 @@ _TEMP_UNKNOWN = const(-32768)
 _I16_MAX = const(32767)
 _I16_MIN = const(-32768)
 _STILL_COUNTS = const(400)
-_HALF_TICKS = const(1 << 29)     # gyro calibration: max spread (counts) per axis while "still"
+_HALF_TICKS = const(1 << 29)
+_IO_FAILS_LOST = const(50)     # consecutive failed FIFO reads before the sensor counts as gone     # gyro calibration: max spread (counts) per axis while "still"
 
 
 class App:
@@ -76,6 +77,9 @@ class App:
         self._s = array("h", bytes(2 * 13))
         self._fin = array("h", bytes(2 * 9 * MAX_DRAIN))   # filter input, gyro first
         self._qout = array("h", bytes(2 * 4 * MAX_DRAIN))  # filter output, Q14 w x y z
+        self._ts = array("i", bytes(4 * MAX_DRAIN))        # sample times from the driver (ticks_us)
+        self._io_fails = 0
+        self._rate_hz = 0
         self._goff = array("i", [0, 0, 0])      # gyro offsets in counts
         self._mbias = array("i", [0, 0, 0])     # magnetometer hard iron, counts
         self._msoft = array("i", _config.IDENTITY_Q14)
@@ -159,7 +163,7 @@ class App:
             if self.sensor is None:
                 self.sensor_error = "no sensor answered on I2C"
             else:
-                self.sensor.configure(cfg["rate_hz"], cfg["acc_range_g"], cfg["gyro_range_dps"])
+                self._configure_sensor()
                 self.sensor_error = ""
         except Exception as e:  # a failing sensor must never stop the node
             self.sensor = None
@@ -168,8 +172,18 @@ class App:
             self.led.error(ERR_SENSOR_MISSING)
             self._log_backlog.append(self.sensor_error)
             return False
+        self._io_fails = 0
+        self.led.ok()
+        return True
+
+    def _configure_sensor(self):
+        """Apply rate/ranges/mode to the sensor, filter and batcher (ValueError if refused)."""
+        cfg = self.cfg
+        self.sensor.configure(cfg["rate_hz"], cfg["acc_range_g"], cfg["gyro_range_dps"])
         self._ov_seen = self.sensor.overflows
-        self._period_us = 1000000 // cfg["rate_hz"]
+        rate = getattr(self.sensor, "rate_hz", 0) or cfg["rate_hz"]  # the chip's nearest ODR
+        self._rate_hz = rate
+        self._period_us = getattr(self.sensor, "period_us", 0) or 1000000 // rate
         # drain about every 4 samples (20 ms at 200 Hz), never slower than 25 ms
         self._drain_us = min(25000, 4 * self._period_us)
         self._apply_calibration()
@@ -178,8 +192,6 @@ class App:
                                      cfg["mode"] == "raw" or self.filter is None)
         self._new_frame = True
         self._t_valid = False
-        self.led.ok()
-        return True
 
     def _make_filter(self):
         self.filter = None
@@ -188,8 +200,12 @@ class App:
         s = self.sensor
         try:
             from tsfw.fusion import FixedKalman
-            self.filter = FixedKalman(self.cfg["rate_hz"], s.acc_lsb_g,
-                                      s.gyr_lsb_dps if s.has_gyro else 0, s.mag_ut_lsb)
+            acc = s.acc_lsb_per_g[0] // s.acc_lsb_per_g[1]
+            g = s.gyro_lsb_per_dps if s.has_gyro else None
+            gyr = g[0] / g[1] if g else 0
+            m = s.mag_ut_per_lsb if getattr(s, "has_mag", True) else None
+            mag = m[0] / m[1] if m else 0
+            self.filter = FixedKalman(self._rate_hz, acc, gyr, mag)
         except Exception as e:  # no filter for this chip/rate: still useful as a raw node
             self.filter = None
             self._log_backlog.append("filter unavailable (%s): raw mode" % (e,))
@@ -208,11 +224,9 @@ class App:
 
     def _gyro_lsb_per_dps(self):
         s = self.sensor
-        if s is not None and getattr(s, "has_gyro", False):
-            try:
-                return s.gyro_lsb_per_dps()
-            except AttributeError:
-                pass
+        g = getattr(s, "gyro_lsb_per_dps", None) if s is not None else None
+        if g:
+            return g[0] / g[1]
         return 32768 / self.cfg["gyro_range_dps"]
 
     # ------------------------------------------------------------------ loop
@@ -268,7 +282,14 @@ class App:
         if self._t_valid and elapsed > 3 * self._drain_us:
             self.loop_overruns += 1  # the loop came late: samples may have been at risk
         self._last_drain = now
-        n = drv.fifo_read(self._raw, MAX_DRAIN)
+        try:
+            n = drv.fifo_read(self._raw, MAX_DRAIN, self._ts)
+        except OSError:  # retried by the driver already: count, report, carry on
+            self._io_fails += 1
+            if self._io_fails >= _IO_FAILS_LOST:
+                self._sensor_lost()
+            return 0
+        self._io_fails = 0
         if drv.overflows != self._ov_seen:
             gap = True
         if gap:
@@ -280,18 +301,17 @@ class App:
             self._t_valid = False
         if n <= 0:
             return 0
-        period = self._period_us
-        if not self._t_valid:
-            # anchor: the newest sample is "now"; earlier ones one period apart
-            self._t_next = clock.ticks_add(now, -(n - 1) * period)
-            self._t_valid = True
-        else:
-            # keep the ODR-based times, but follow the sensor's clock if it drifts off ticks_us
-            late = clock.ticks_diff(now, clock.ticks_add(self._t_next, (n - 1) * period))
-            if late > 2 * period or late < -period:
-                self._t_next = clock.ticks_add(now, -(n - 1) * period)
+        self._t_valid = True
         self._process(n)
         return n
+
+    def _sensor_lost(self):
+        self.stop()
+        self.sensor_error = "sensor stopped answering (%d I2C errors)" % self.sensor.i2c_errors
+        self.sensor = None
+        self.led.error(ERR_SENSOR_IO)
+        self.log(C.LOG_ERROR, self.sensor_error)
+        self.send_hello()
 
     def _process(self, n):
         """Calibrate, filter and batch ``n`` samples from ``_raw`` (allocation-free).
@@ -372,8 +392,7 @@ class App:
         if fused:
             self.filter.update_block(fin, n, qo)
         s = self._s
-        period = self._period_us
-        t = self._t_next
+        ts = self._ts
         j = 0
         o = 0
         for i in range(n):
@@ -394,14 +413,12 @@ class App:
             if self._new_frame:
                 # first sample of a frame: its 32-bit node time (may box one int per frame)
                 self._new_frame = False
-                if batcher.add(self._time32(t), s):
+                if batcher.add(self._time32(ts[i]), s):
                     self._write_frame()
             elif batcher.add(0, s):
                 self._write_frame()
-            t = clock.ticks_add(t, period)
             j += 9
             o += 4
-        self._t_next = t
         self.samples += n
 
     def _time32(self, t):
@@ -515,8 +532,7 @@ class App:
         if self.sensor is None:
             raise commands.CommandError(C.E_BAD_STATE, "no sensor: %s" % self.sensor_error)
         if not self.streaming:
-            if hasattr(self.sensor, "fifo_reset"):
-                self.sensor.fifo_reset()  # stale samples from before the start are not sent
+            self.sensor.reset_fifo()  # stale samples from before the start are not sent
             self._ov_seen = self.sensor.overflows
             self._t_valid = False
             self._new_frame = True
@@ -529,25 +545,36 @@ class App:
         self.streaming = False
 
     def set_value(self, key, value):
-        """Change one config key (validated), store it, re-apply what it affects."""
+        """Change one config key (validated, and tried on the sensor), store it, re-apply."""
+        old = dict(self.cfg)
         _config.set_value(self.cfg, key, value)
-        self._store_and_reconfigure()
+        self._reconfigure(old)
 
     def set_ranges(self, acc_g, gyro_dps):
+        old = dict(self.cfg)
         _config.update(self.cfg, {"acc_range_g": acc_g, "gyro_range_dps": gyro_dps})
-        self._store_and_reconfigure()
+        self._reconfigure(old)
 
-    def _store_and_reconfigure(self):
+    def _reconfigure(self, old):
+        """Apply the changed config; if the sensor refuses it, restore ``old`` and re-raise."""
+        was = self.streaming
+        self.stop()
+        if self.sensor is not None:
+            try:
+                self._configure_sensor()
+            except ValueError:
+                self.cfg.clear()
+                self.cfg.update(old)
+                self._configure_sensor()
+                if was:
+                    self.start()
+                raise
         try:
             _config.save(self.cfg, self.config_path)
         except OSError as e:
             self.log(C.LOG_WARN, "config not saved: %s" % (e,))
-        was = self.streaming
-        self.stop()
-        if self.sensor is not None:
-            self._setup_sensor()
-            if was:
-                self.start()
+        if was and self.sensor is not None:
+            self.start()
         self.send_hello()
 
     def store_mag_calibration(self, calib_id, bias, soft):

@@ -41,7 +41,7 @@ VERSION = 1
 
 RATES_HZ = (25, 50, 100, 200, 400)
 ACC_RANGES_G = (2, 4, 8, 16)
-GYRO_RANGES_DPS = (125, 250, 500, 1000, 2000)
+GYRO_RANGES_DPS = (250, 500, 1000, 2000)
 MODES = ("raw", "fused")
 LINKS = ("usb", "espnow")
 ROLES = ("node", "gateway")
