@@ -1,0 +1,1 @@
+"""Register-level models of the IMU chips Trackside supports (simulated board)."""
