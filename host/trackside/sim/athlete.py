@@ -17,7 +17,9 @@ Usage::
     imu["gyr"], imu["acc"], imu["mag"], imu["fs"], imu["quat"]   # rad/s, m/s^2, uT, Hz, truth
 
 Timeline: ``stand_s`` seconds standing still (the calibration pose), then a ``blend_s`` smooth
-start (minimum-jerk blend from standing into the running pattern), then steady running.
+start (the pelvis and upper body blend from standing into the running pattern with a
+minimum-jerk weight while each foot makes real steps from its standing position), then steady
+running. Truth steps are listed from the end of the blend on.
 
 The gait model: flat-foot stance (the foot is exactly still from touchdown to toe-off, so a
 foot IMU's zero-velocity intervals are the true contacts), minimum-jerk swing with a lift and a
@@ -124,6 +126,18 @@ class Motion:
         self.stand_s = float(stand_s)
         self.heading_rad = float(heading_rad)
         self._rate_cache: dict[str, np.ndarray] = {}
+        self._hires: Motion | None = None
+        self._step = 1
+
+    def with_hires(self, hires: "Motion", step: int) -> "Motion":
+        """Synthesize IMU signals on ``hires`` (sampled ``step`` times faster) and decimate.
+
+        Differentiating splines through kinks (e.g. a foot's jerk at touchdown) rings for a
+        sample or two; doing it at a higher rate keeps that ringing within a millisecond.
+        """
+        self._hires = hires
+        self._step = int(step)
+        return self
 
     def __len__(self) -> int:
         return len(self.time_s)
@@ -146,6 +160,13 @@ class Motion:
         """
         if segment not in self.segment_quats:
             raise KeyError(f"no segment {segment!r} in this motion")
+        if self._hires is not None:
+            hi = self._hires.imu(segment, mount, offset_m, None, mag)
+            k = self._step
+            res = {key: (val[::k] if isinstance(val, np.ndarray) else val) for key, val in hi.items()}
+            res["fs"] = self.fs
+            res["time_s"] = self.time_s.copy()
+            return _add_noise(res, noise, len(self.time_s))
         mount = np.asarray(mount, dtype=float)
         mount = mount / np.linalg.norm(mount)
         q_seg = self.segment_quats[segment]
@@ -162,15 +183,19 @@ class Motion:
             sel = (self.time_s >= mf.disturb_from_s) & (self.time_s < mf.disturb_to_s)
             m_e[sel] += np.asarray(mf.disturbance_ut)
         magv = r_s.inv().apply(m_e)
-        if noise is not None:
-            rng = np.random.default_rng(noise.seed)
-            n = len(self.time_s)
-            gyr = gyr + rng.normal(0, noise.gyr_bias, 3) + rng.normal(0, noise.gyr_std, (n, 3)) if (
-                noise.gyr_bias or noise.gyr_std) else gyr
-            acc = acc + rng.normal(0, noise.acc_bias, 3) + rng.normal(0, noise.acc_std, (n, 3)) if (
-                noise.acc_bias or noise.acc_std) else acc
-            magv = magv + rng.normal(0, noise.mag_std, (n, 3)) if noise.mag_std else magv
-        return {"gyr": gyr, "acc": acc, "mag": magv, "quat": q_s, "fs": self.fs, "time_s": self.time_s.copy()}
+        res = {"gyr": gyr, "acc": acc, "mag": magv, "quat": q_s, "fs": self.fs, "time_s": self.time_s.copy()}
+        return _add_noise(res, noise, len(self.time_s))
+
+
+def _add_noise(res: dict, noise: ImuNoise | None, n: int) -> dict:
+    if noise is None:
+        return res
+    rng = np.random.default_rng(noise.seed)
+    for key, bias, std in (("gyr", noise.gyr_bias, noise.gyr_std), ("acc", noise.acc_bias, noise.acc_std),
+                           ("mag", 0.0, noise.mag_std)):
+        if bias or std:
+            res[key] = res[key] + rng.normal(0, bias, 3) + rng.normal(0, std, (n, 3))
+    return res
 
 
 def _rot_y(a: np.ndarray) -> Rotation:
@@ -250,8 +275,24 @@ class SimulatedAthlete:
             i += 1
         return steps
 
-    def simulate(self, duration_s: float = 20.0, fs: float = 200.0) -> Motion:
-        """Sample the run at ``fs`` Hz for ``duration_s`` seconds (including the standing start)."""
+    def simulate(self, duration_s: float = 20.0, fs: float = 200.0, imu_rate_min_hz: float = 1000.0) -> Motion:
+        """Sample the run at ``fs`` Hz for ``duration_s`` seconds (including the standing start).
+
+        IMU signals are synthesized at an integer multiple of ``fs`` of at least
+        ``imu_rate_min_hz`` and decimated (instantaneous samples, as a sensor's sampling).
+        """
+        if fs <= 0 or duration_s <= 0:
+            raise ValueError("fs and duration_s must be positive")
+        k = int(np.ceil(imu_rate_min_hz / fs)) if imu_rate_min_hz > fs else 1
+        if k == 1:
+            return self._simulate(duration_s, fs)
+        hi = self._simulate(duration_s, fs * k)
+        lo = Motion(hi.time_s[::k], {a: b[::k] for a, b in hi.segment_quats.items()},
+                    {a: b[::k] for a, b in hi.segment_pos.items()}, hi.skeleton, truth=hi.truth,
+                    stand_s=hi.stand_s, heading_rad=hi.heading_rad)
+        return lo.with_hires(hi, k)
+
+    def _simulate(self, duration_s: float, fs: float) -> Motion:
         if fs <= 0 or duration_s <= 0:
             raise ValueError("fs and duration_s must be positive")
         if duration_s < self.stand_s + self.blend_s:
@@ -295,7 +336,12 @@ class SimulatedAthlete:
         feet = {}
         for side in ("left", "right"):
             mine = [s for s in steps if s["side"] == side]
-            run_along = np.full(n, mine[0]["footprint_along"])
+            # the foot stands at the standing position (along 0) until its first toe-off after
+            # the standing phase; the first swing goes from there to the pattern's next footprint
+            k0 = next(i for i, s_ in enumerate(mine) if s_["toeoff_s"] >= t0)
+            mine = mine[k0:]
+            mine[0] = dict(mine[0], footprint_along=0.0)
+            run_along = np.zeros(n)
             run_z = np.full(n, ha)
             pitch = np.zeros(n)
             for a, b in zip(mine[:-1], mine[1:]):
@@ -348,10 +394,8 @@ class SimulatedAthlete:
 
         for side, sgn in (("left", 1.0), ("right", -1.0)):
             run_along, run_z, pitch = feet[side]
-            ankle_along = w * run_along
-            ankle_z = (1 - w) * ha + w * run_z
-            ankle = origin + ankle_along[:, None] * fwd + sgn * hw * left + ankle_z[:, None] * np.array([0, 0, 1.0])
-            foot_r = heading_rot * _rot_y(w * pitch)
+            ankle = origin + run_along[:, None] * fwd + sgn * hw * left + run_z[:, None] * np.array([0, 0, 1.0])
+            foot_r = heading_rot * _rot_y(pitch)
             hip = pel_pos + pel_r.apply(np.array(sk.segment(f"{side}_thigh").offset_m))
             thigh_r, shank_r, knee = _leg_ik(hip, ankle, fwd, left, L["thigh"], L["shank"])
             quats[f"{side}_thigh"] = from_rot(thigh_r)
