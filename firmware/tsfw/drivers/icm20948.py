@@ -73,8 +73,11 @@ class ICM20948(ImuDriver):
                  retries=2, mag=True):
         check_choice("address", address, ADDRESSES)
         ImuDriver.__init__(self, i2c, address, retries)
-        self._write(_REG_BANK_SEL, 0)
-        who = self._read_u8(WHO_AM_I)
+        try:
+            self._write(_REG_BANK_SEL, 0)
+            who = self._read_u8(WHO_AM_I)
+        except OSError as e:
+            raise OSError("no answer from 0x%02x (%s)" % (address, e))
         if who != CHIP_ID:
             raise OSError("no ICM-20948 at 0x%02x (WHO_AM_I 0x%02x)" % (address, who))
         self._write(_PWR_MGMT_1, 0x80)  # device reset (bank 0 again afterwards)

@@ -57,7 +57,10 @@ class LSM303AGR(ImuDriver):
                  retries=2, mag=True):
         check_choice("address", address, (ACC_ADDR,))
         ImuDriver.__init__(self, i2c, address, retries)
-        who = self._read_u8(WHO_AM_I_A)
+        try:
+            who = self._read_u8(WHO_AM_I_A)
+        except OSError as e:
+            raise OSError("no answer from 0x%02x (%s)" % (address, e))
         if who != ACC_ID:
             raise OSError("no LSM303AGR accelerometer at 0x%02x (WHO_AM_I 0x%02x)" % (address, who))
         self._write(_CTRL_REG5_A, 0x80)   # reboot memory content

@@ -72,7 +72,10 @@ class MPU9250(ImuDriver):
                  retries=2, mag=True):
         check_choice("address", address, ADDRESSES)
         ImuDriver.__init__(self, i2c, address, retries)
-        who = self._read_u8(WHO_AM_I)
+        try:
+            who = self._read_u8(WHO_AM_I)
+        except OSError as e:
+            raise OSError("no answer from 0x%02x (%s)" % (address, e))
         if who not in IDS:
             raise OSError("no MPU-9250/6500 at 0x%02x (WHO_AM_I 0x%02x)" % (address, who))
         self.chip = IDS[who]
