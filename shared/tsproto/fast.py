@@ -1,0 +1,381 @@
+"""Host fast path (CPython + numpy only, never imported on a node): vectorised decoding of many
+frames at once, for replays and live aggregation of many nodes.
+
+    from tsproto.fast import FastDecoder, decode
+    res = decode(data)                 # whole recording
+    res.values   (N, 13) int16         # ax ay az gx gy gz mx my mz qw qx qy qz (q = 0 when raw)
+    res.t_us     (N,) int64            # node time of each sample, us mod 2**32
+    res.node_id  (N,) uint8; res.seq (N,) uint16 (frame seq); res.flags (N,) uint8 (F_RAW, F_GAP)
+    res.frame    (N,) int64            # index of the sample's frame among res.frames_* arrays
+    res.frame_node, res.frame_seq, res.frame_t_us, res.frame_period_us, res.frame_flags, res.frame_n
+    res.messages                       # every other message (Hello, Status, ...), in order
+    res.stats                          # same counters as StreamDecoder.stats()
+
+    dec = FastDecoder(); res = dec.feed(chunk)   # streaming: keeps the unfinished tail
+
+Gives exactly what tsproto.StreamDecoder gives (tested on fuzzed streams), only faster: COBS
+chains, tag chains and the second-order reconstruction (cumulative sums modulo 2**16) run
+across all frames at once; per frame only zlib.crc32 is called.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from tsproto.batch import _FMT_FULL, _FMT_RAW, _SIZE_FULL, _SIZE_RAW
+from tsproto.consts import CRC_INIT, F_RAW, HEADER_LEN, MIN_PAYLOAD, T_SAMPLES, VERSION_MAJOR, VERSION_MINOR
+from tsproto.decoder import _COUNTERS, decode_payload
+from tsproto.frame import cobs_decode
+
+_SIZE = np.array([list(_SIZE_FULL), list(_SIZE_RAW)], np.int64)  # [raw][tag] coded size, tag included
+_VALID = np.array([[f is not None for f in _FMT_FULL], [f is not None for f in _FMT_RAW]], bool)
+# (tag shift, first column, value count, prediction order)
+_GROUPS = ((0, 0, 3, 2), (2, 3, 3, 2), (4, 6, 3, 1), (6, 9, 4, 2))
+_PAD = 64
+
+
+class Decoded:
+    """Result of FastDecoder.feed / decode (see module docstring)."""
+
+    def __init__(self, n_frames_hint=0):
+        self.values = np.zeros((0, 13), np.int16)
+        self.t_us = np.zeros(0, np.int64)
+        self.node_id = np.zeros(0, np.uint8)
+        self.seq = np.zeros(0, np.uint16)
+        self.flags = np.zeros(0, np.uint8)
+        self.frame = np.zeros(0, np.int64)
+        self.frame_node = np.zeros(0, np.uint8)
+        self.frame_seq = np.zeros(0, np.uint16)
+        self.frame_t_us = np.zeros(0, np.int64)
+        self.frame_period_us = np.zeros(0, np.int64)
+        self.frame_flags = np.zeros(0, np.uint8)
+        self.frame_n = np.zeros(0, np.int64)
+        self.frame_version = np.zeros(0, np.uint8)
+        self.messages: list = []
+        self.stats: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.t_us)
+
+
+class _Counters:
+    def __init__(self, keep_unknown):
+        self.keep_unknown = keep_unknown
+        for k in _COUNTERS:
+            setattr(self, k, 0)
+
+
+class FastDecoder:
+    """Streaming vectorised decoder; same results and counters as StreamDecoder.
+
+    ``feed(data) -> Decoded`` for the frames completed by ``data``; counters accumulate over
+    calls in ``stats()``.
+    """
+
+    def __init__(self, max_frame: int = 2048, keep_unknown: bool = False) -> None:
+        self.max_frame = max_frame
+        self._c = _Counters(keep_unknown)
+        self._pending = b""
+
+    def stats(self) -> dict:
+        return {k: getattr(self._c, k) for k in _COUNTERS}
+
+    def close(self) -> None:
+        """End of stream: the unfinished tail counts as discarded."""
+        self._c.bytes_discarded += len(self._pending)
+        self._pending = b""
+
+    def feed(self, data: bytes) -> Decoded:
+        buf = self._pending + bytes(data)
+        arr = np.frombuffer(buf, np.uint8)
+        z = np.flatnonzero(arr == 0)
+        res = Decoded()
+        if len(z) == 0:
+            self._pending = buf
+            self._check_pending()
+            res.stats = self.stats()
+            return res
+        self._pending = buf[z[-1] + 1 :]
+        starts = np.empty(len(z), np.int64)
+        starts[0] = 0
+        starts[1:] = z[:-1] + 1
+        ends = z.astype(np.int64)
+        keep = ends > starts
+        starts, ends = starts[keep], ends[keep]
+        self._decode(buf, arr, starts, ends, res)
+        self._check_pending()
+        res.stats = self.stats()
+        return res
+
+    def _check_pending(self) -> None:
+        if len(self._pending) > self.max_frame:
+            self._c.oversize += 1
+            self._c.bytes_discarded += len(self._pending)
+            self._pending = b""
+
+    # ------------------------------------------------------------------------------------
+    def _decode(self, buf: bytes, arr: np.ndarray, starts: np.ndarray, ends: np.ndarray, res: Decoded) -> None:
+        c = self._c
+        nfr = len(starts)
+        L = ends - starts
+        over = L > self.max_frame
+        c.oversize += int(over.sum())
+        c.bytes_discarded += int((L[over] + 1).sum())
+        slow = (~over) & (L > 254)  # multi-block COBS: reference path
+        fast = (~over) & (L <= 254)
+
+        # --- COBS, vectorised: follow each frame's code chain, zero the code positions -----
+        dec = np.empty(len(arr) + _PAD, np.uint8)
+        dec[: len(arr)] = arr
+        dec[len(arr) :] = 0
+        pos = starts.copy()
+        active = fast.copy()
+        cobs_ok = np.zeros(nfr, bool)
+        while True:
+            idx = np.flatnonzero(active)
+            if len(idx) == 0:
+                break
+            p = pos[idx]
+            nxt = p + arr[p]
+            e = ends[idx]
+            done = nxt == e
+            cont = nxt < e
+            cobs_ok[idx[done]] = True
+            dec[nxt[cont]] = 0
+            pos[idx[cont]] = nxt[cont]
+            active[idx[~cont]] = False
+        bad_cobs = fast & ~cobs_ok
+        c.cobs_errors += int(bad_cobs.sum())
+        c.bytes_discarded += int((L[bad_cobs] + 1).sum())
+
+        # --- payload checks: length, CRC, version ------------------------------------------
+        ps = starts + 1  # payload start
+        plen = L - 1
+        short = cobs_ok & (plen < MIN_PAYLOAD)
+        c.truncated += int(short.sum())
+        c.bytes_discarded += int((L[short] + 1).sum())
+        cand = np.flatnonzero(cobs_ok & ~short)
+        mv = memoryview(dec)
+        crc_ok = np.zeros(nfr, bool)
+        if len(cand):
+            pe = (ps + plen)[cand]
+            stored = (
+                dec[pe - 4].astype(np.uint32)
+                | (dec[pe - 3].astype(np.uint32) << 8)
+                | (dec[pe - 2].astype(np.uint32) << 16)
+                | (dec[pe - 1].astype(np.uint32) << 24)
+            )
+            crc32 = zlib.crc32
+            calc = np.fromiter(
+                (crc32(mv[s:e], CRC_INIT) for s, e in zip(ps[cand].tolist(), (pe - 4).tolist())),
+                np.uint32,
+                len(cand),
+            )
+            crc_ok[cand] = calc == stored
+        bad_crc = cobs_ok & ~short & ~crc_ok
+        c.crc_errors += int(bad_crc.sum())
+        c.bytes_discarded += int((L[bad_crc] + 1).sum())
+
+        ver = dec[ps]
+        typ = dec[ps + 1]
+        major_ok = (ver >> 4) == VERSION_MAJOR
+        bad_major = crc_ok & ~major_ok
+        c.bad_major += int(bad_major.sum())
+        good = crc_ok & major_ok
+        c.newer_minor += int((good & ((ver & 15) > VERSION_MINOR)).sum())
+        is_s = good & (typ == T_SAMPLES)
+        other = np.flatnonzero((good & ~is_s) | slow)
+
+        samples_ok = self._samples(dec, np.flatnonzero(is_s), ps, plen, res)
+        c.frames += samples_ok
+
+        # --- everything else through the reference decoder, in stream order -----------------
+        for i in other.tolist():
+            s, e = int(starts[i]), int(ends[i])
+            if slow[i]:
+                try:
+                    p = cobs_decode(buf[s:e])
+                except ValueError:
+                    c.cobs_errors += 1
+                    c.bytes_discarded += e - s + 1
+                    continue
+            else:
+                p = bytes(dec[s + 1 : e])
+            m = decode_payload(p, c)
+            if m is False:
+                c.bytes_discarded += e - s + 1
+            elif m is not None:
+                c.frames += 1
+                if m.type == T_SAMPLES:  # only from a multi-block frame (no encoder makes one)
+                    _append(res, _from_batch(m))
+                else:
+                    res.messages.append(m)
+
+    def _samples(self, dec, fi, ps, plen, res) -> int:
+        """Decode the sample-batch frames fi (CRC-checked); returns how many were valid."""
+        c = self._c
+        if len(fi) == 0:
+            return 0
+        b0 = ps[fi] + HEADER_LEN
+        bend = ps[fi] + plen[fi] - 4
+        okf = bend - b0 >= 4
+        period = dec[b0].astype(np.int64) | (dec[b0 + 1].astype(np.int64) << 8)
+        flags = dec[b0 + 2]
+        n = dec[b0 + 3].astype(np.int64)
+        raw = (flags & F_RAW) != 0
+        nv = np.where(raw, 9, 13)
+        okf &= n > 0
+        o = b0 + 4 + 2 * nv
+        okf &= o <= bend
+        # tag chain, all frames at once
+        nmax = int(n[okf].max()) if okf.any() else 0
+        tag_pos = np.full((len(fi), max(nmax - 1, 0)), -1, np.int64)
+        rawi = raw.astype(np.int64)
+        cur = o.copy()
+        for j in range(1, nmax):
+            act = okf & (n > j)
+            if not act.any():
+                break
+            idx = np.flatnonzero(act)
+            p = cur[idx]
+            inside = p < bend[idx]
+            t = dec[np.where(inside, p, 0)]
+            r = rawi[idx]
+            valid = inside & _VALID[r, t]
+            nxt = p + _SIZE[r, t]  # sizes include the tag byte
+            valid &= nxt <= bend[idx]
+            okf[idx[~valid]] = False
+            vi = idx[valid]
+            tag_pos[vi, j - 1] = p[valid]
+            cur[vi] = nxt[valid]
+        nbad = int((~okf).sum())
+        c.malformed += nbad
+        good = np.flatnonzero(okf)
+        if len(good) == 0:
+            return 0
+        fi, b0, n, raw, nv, period, flags = fi[good], b0[good], n[good], raw[good], nv[good], period[good], flags[good]
+        tag_pos = tag_pos[good]
+        nf = len(fi)
+        first = np.zeros(nf + 1, np.int64)
+        np.cumsum(n, out=first[1:])
+        N = int(first[-1])
+        fidx = np.repeat(np.arange(nf), n)
+        k_in = np.arange(N) - first[fidx]
+
+        # first samples: absolute values (u16 ^ 0x8080)
+        col = np.arange(13)
+        fo = (b0 + 4)[:, None] + 2 * col[None, :]
+        absv = ((dec[fo].astype(np.uint16) | (dec[fo + 1].astype(np.uint16) << 8)) ^ 0x8080).astype(np.uint16)
+        absv[raw, 9:] = 0
+
+        # coded samples
+        coded = k_in > 0
+        cf = fidx[coded]
+        ck = k_in[coded]
+        tp = tag_pos[cf, ck - 1]
+        tags = dec[tp].astype(np.int64)
+        inc = np.zeros((N, 13), np.uint16)  # per-sample increments (residuals), first row: see below
+        goff = tp + 1
+        for sh, c0, cnt, _order in _GROUPS:
+            code = (tags >> sh) & 3
+            for i in range(cnt):
+                r8 = (dec[goff + i].astype(np.int64) - 128) & 0xFFFF
+                lo = dec[goff + 2 * i].astype(np.int64)
+                hi = dec[goff + 2 * i + 1].astype(np.int64)
+                r16 = (lo | (hi << 8)) ^ 0x8080
+                inc[coded, c0 + i] = np.where(code == 1, r8, np.where(code == 2, r16, 0)).astype(np.uint16)
+            goff = goff + np.where(code == 1, cnt, np.where(code == 2, 2 * cnt, 0))
+
+        # reconstruction modulo 2**16 with segmented cumulative sums (uint16 wraps)
+        frame_start_rows = first[:-1]
+        vals = np.empty((N, 13), np.uint16)
+        o2 = [0, 1, 2, 3, 4, 5, 9, 10, 11, 12]
+        o1 = [6, 7, 8]
+        # order 2: d = segcumsum(inc with 0 at frame start); v = segcumsum(d with v0 at start)
+        d = inc[:, o2].copy()
+        d[frame_start_rows] = 0
+        d = _segcumsum(d, frame_start_rows, fidx)
+        d[frame_start_rows] = absv[:, o2]
+        vals[:, o2] = _segcumsum(d, frame_start_rows, fidx)
+        m = inc[:, o1].copy()
+        m[frame_start_rows] = absv[:, o1]
+        vals[:, o1] = _segcumsum(m, frame_start_rows, fidx)
+        vals[np.repeat(raw, n), 9:] = 0
+
+        out = Decoded()
+        out.values = vals.view(np.int16)
+        fhdr_t = (
+            dec[ps[fi] + 5].astype(np.int64)
+            | (dec[ps[fi] + 6].astype(np.int64) << 8)
+            | (dec[ps[fi] + 7].astype(np.int64) << 16)
+            | (dec[ps[fi] + 8].astype(np.int64) << 24)
+        )
+        fseq = (dec[ps[fi] + 3].astype(np.uint16) | (dec[ps[fi] + 4].astype(np.uint16) << 8)).astype(np.uint16)
+        out.frame_node = dec[ps[fi] + 2].copy()
+        out.frame_seq = fseq
+        out.frame_t_us = fhdr_t
+        out.frame_period_us = period
+        out.frame_flags = flags.copy()
+        out.frame_n = n
+        out.frame_version = dec[ps[fi]].copy()
+        out.t_us = (fhdr_t[fidx] + k_in * period[fidx]) & 0xFFFFFFFF
+        out.node_id = out.frame_node[fidx]
+        out.seq = fseq[fidx]
+        out.flags = out.frame_flags[fidx]
+        out.frame = fidx.astype(np.int64)
+        _append(res, out)
+        return nf
+
+
+def _segcumsum(x: np.ndarray, seg_start_rows: np.ndarray, seg_of_row: np.ndarray) -> np.ndarray:
+    """Cumulative sum restarting at each segment, modulo 2**16 (uint16 arithmetic)."""
+    cs = np.cumsum(x, axis=0, dtype=np.uint16)
+    before = np.zeros((len(seg_start_rows), x.shape[1]), np.uint16)
+    nz = seg_start_rows > 0
+    before[nz] = cs[seg_start_rows[nz] - 1]
+    return cs - before[seg_of_row]
+
+
+def _from_batch(m) -> Decoded:
+    """Decoded arrays of one reference-decoded SampleBatch."""
+    out = Decoded()
+    n = len(m.samples)
+    out.values = np.array(m.samples, np.int64).astype(np.int16).reshape(n, 13)
+    out.t_us = np.array(m.times, np.int64)
+    out.node_id = np.full(n, m.node_id, np.uint8)
+    out.seq = np.full(n, m.seq, np.uint16)
+    out.flags = np.full(n, m.flags, np.uint8)
+    out.frame = np.zeros(n, np.int64)
+    out.frame_node = np.array([m.node_id], np.uint8)
+    out.frame_seq = np.array([m.seq], np.uint16)
+    out.frame_t_us = np.array([m.t_us], np.int64)
+    out.frame_period_us = np.array([m.period_us], np.int64)
+    out.frame_flags = np.array([m.flags], np.uint8)
+    out.frame_n = np.array([n], np.int64)
+    out.frame_version = np.array([m.version], np.uint8)
+    return out
+
+
+def _append(res: Decoded, r: Decoded) -> None:
+    """Append the samples and frames of r to res (frame indices shifted)."""
+    base = len(res.frame_n)
+    for k in ("values", "t_us", "node_id", "seq", "flags"):
+        setattr(res, k, np.concatenate([getattr(res, k), getattr(r, k)]))
+    res.frame = np.concatenate([res.frame, r.frame + base])
+    for k in ("frame_node", "frame_seq", "frame_t_us", "frame_period_us", "frame_flags", "frame_n", "frame_version"):
+        setattr(res, k, np.concatenate([getattr(res, k), getattr(r, k)]))
+    res.messages += r.messages
+
+
+def decode(data: bytes, max_frame: int = 2048, keep_unknown: bool = False) -> Decoded:
+    """Decode a whole recording (the tail after the last 0x00 counts as discarded)."""
+    dec = FastDecoder(max_frame, keep_unknown)
+    res = dec.feed(data)
+    dec.close()
+    res.stats = dec.stats()
+    return res
+
+
+decode_samples = decode
