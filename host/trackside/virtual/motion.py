@@ -90,7 +90,7 @@ def _from_rates(fs: float, q0: Rotation, omega_mid: np.ndarray, lin_acc_earth: n
     rot = Rotation.from_quat(np.roll(quats, -1, axis=1))
     f_earth = lin_acc_earth + np.array([0.0, 0.0, G])  # at rest the accelerometer reads +1 g up
     acc = rot.inv().apply(f_earth)
-    fe = np.broadcast_to(field_earth, (n, 3))
+    fe = np.array(np.broadcast_to(field_earth, (n, 3)), dtype=float)
     mag = rot.inv().apply(fe)
     return Motion(fs=fs, quat=quats, gyro_rads=omega_mid, acc_mps2=acc, mag_ut=mag)
 

@@ -202,6 +202,11 @@ class Bus:
     def __init__(self, id):
         self.id = id
         self.devices = {}
+        self.reset()
+
+    def reset(self):
+        """No devices, no faults, counters zero (I2C objects made earlier stay valid)."""
+        self.devices.clear()
         self.transactions = 0
         self.injected = 0      # faults raised by injection
         self._fail_n = 0
@@ -280,7 +285,8 @@ def install(*chips, bus_id=0):
 def reset(start_us=0, realtime=False):
     """A fresh board: clock at ``start_us``, no chips, no pins, no faults."""
     clock.reset(start_us, realtime)
-    _buses.clear()
+    for b in _buses.values():
+        b.reset()
     pins.clear()
     del pin_log[:]
     adc_uv.clear()
