@@ -79,7 +79,7 @@ class FixedKalman:
     def __init__(self, rate_hz, acc_lsb_g, gyr_lsb_dps, mag_ut_lsb, decim=0,
                  tau_acc=0.0, tau_lp=0.0, tau_mag=0.0, tau_ref=30.0, mag_norm_th=0.1,
                  mag_dip_th=0.1, rest_gyr_dps=2.0, rest_acc_ms2=0.5, rest_time=1.5,
-                 tau_rest=3.0):
+                 tau_rest=1.0):
         if not rate_hz > 0 or not acc_lsb_g > 0 or gyr_lsb_dps < 0 or mag_ut_lsb < 0:
             raise ValueError("rate and scales must be positive")
         gyro = gyr_lsb_dps > 0

@@ -28,7 +28,7 @@ class FloatKalman:
     def __init__(self, rate_hz: float, gyro: bool = True, use_mag: bool = True, decim: int = 0,
                  tau_acc: float = 0.0, tau_lp: float = 0.0, tau_mag: float = 0.0, tau_ref: float = 30.0,
                  mag_norm_th: float = 0.1, mag_dip_th: float = 0.1, rest_gyr_dps: float = 2.0,
-                 rest_acc_ms2: float = 0.5, rest_time: float = 1.5, tau_rest: float = 3.0,
+                 rest_acc_ms2: float = 0.5, rest_time: float = 1.5, tau_rest: float = 1.0,
                  mag_max_ut: float = 153.6):
         if not rate_hz > 0:
             raise ValueError("rate must be positive")
