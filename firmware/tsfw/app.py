@@ -159,10 +159,10 @@ class App:
                 if self.i2c is None:
                     self.i2c = self._make_i2c()
                 from tsfw import drivers
-                self.sensor = drivers.detect(self.i2c)
-            if self.sensor is None:
-                self.sensor_error = "no sensor answered on I2C"
-            else:
+                self.sensor = drivers.detect(self.i2c, rate_hz=cfg["rate_hz"])
+                if self.sensor is None:
+                    self.sensor_error = drivers.last_error or "no sensor answered on I2C"
+            if self.sensor is not None:
                 self._configure_sensor()
                 self.sensor_error = ""
         except Exception as e:  # a failing sensor must never stop the node

@@ -16,7 +16,7 @@ class CommandError(Exception):
     """A command refused: ``code`` is the E_* error, the text goes to the host as a log line."""
 
     def __init__(self, code, text=""):
-        Exception.__init__(self, text)
+        super().__init__(text)
         self.code = code
         self.text = text
 
