@@ -49,20 +49,25 @@ class HostFilterParams:
     gyr_noise_rad_s: float = 0.003
     """Gyro angle-random-walk density (rad/s/sqrt(Hz)), inflated on purpose above the datasheet
     value to cover scale-factor and misalignment errors."""
-    gyr_scale_error: float = 0.003
-    """Relative gyro scale/misalignment error; adds (this * |omega|)^2 to the angle process noise."""
     gyr_bias_walk_rad_s2: float = 2e-5
     """Gyro bias random walk (rad/s per sqrt(s))."""
     gyr_bias_init_rad_s: float = 0.02
     """Initial gyro bias standard deviation (rad/s)."""
+    acc_tau_s: float = 3.0
+    """Time constant of the earth-frame low-pass applied to the accelerometer (s), as in VQF:
+    linear acceleration averages out (velocity stays bounded), gravity stays."""
     acc_noise: float = 0.05
-    """Accelerometer direction noise (rad) when |a| equals g; covers sensor noise and small motion."""
+    """Noise of the low-passed gravity direction (rad) when its norm equals g."""
     acc_motion_gain: float = 3.0
     """Extra direction noise per relative deviation of |a| from g (rad per unit of (|a|-g)/g)."""
-    mag_noise_ut: float = 4.0
-    """Magnetometer noise (uT, per axis), inflated to cover calibration and field inhomogeneity."""
-    mag_bias_init_ut: float = 1.0
-    """Initial hard-iron residual standard deviation (uT)."""
+    mag_noise_ut: float = 12.0
+    """Magnetometer noise (uT, per axis), far above the white noise (~0.7 uT) because the real
+    errors are slow: calibration residuals and a field that changes by a few degrees across a
+    room. Sets the heading correction time constant to tens of seconds; the gyro bridges it."""
+    mag_bias_init_ut: float = 0.1
+    """Initial hard-iron residual standard deviation (uT): the magnetometer is assumed
+    calibrated; a free offset would trade off against heading whenever the sensor does not
+    rotate. It is learnt when a disturbance appears (see mag_bias_dist_walk_ut_s)."""
     mag_bias_walk_ut_s: float = 0.01
     """Hard-iron random walk while the field looks undisturbed (uT per sqrt(s))."""
     mag_bias_dist_walk_ut_s: float = 20.0
@@ -80,8 +85,8 @@ class HostFilterParams:
     """... and accelerometer deviation below this (m/s^2) ..."""
     rest_time_s: float = 1.0
     """... for at least this long."""
-    rest_noise_rad_s: float = 0.1
-    """Zero-rate update noise per sample (rad/s)."""
+    rest_noise_rad_s: float = 0.005
+    """Zero-rate update noise (rad/s): gyro white noise plus residual motion at rest."""
     init_heading_sd_rad: float = 0.5
     """Initial heading standard deviation (rad)."""
     init_tilt_sd_rad: float = 0.05
@@ -94,6 +99,28 @@ class HostFilterParams:
         for name, value in self.__dict__.items():
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+
+
+_EZ = np.array([0.0, 0.0, 1.0])
+# Low-passed earth-frame acceleration direction e_z + [e_z]x dtheta: tilt columns only.
+_H_ACC = np.zeros((3, 9))
+_H_ACC[0, 1] = -1.0
+_H_ACC[1, 0] = 1.0
+
+
+def _inv3(S: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive-definite 3x3 matrix (adjugate; faster than LAPACK here)."""
+    a, b, c, _, e, f, _, _, i = S.ravel().tolist()
+    A = e * i - f * f
+    B = c * f - b * i
+    C = b * f - c * e
+    det = a * A + b * B + c * C
+    if det <= 0.0:
+        return np.linalg.pinv(S)
+    E = a * i - c * c
+    F = b * c - a * f
+    I_ = a * e - b * b
+    return np.array([[A, B, C], [B, E, F], [C, F, I_]]) / det
 
 
 def _skew(v: np.ndarray) -> np.ndarray:
@@ -215,8 +242,9 @@ class HostEKF:
         # Accumulated over the samples since the last covariance step:
         self._m_acc = np.zeros(3)  # placeholder, replaced by a 3x3 sum of R dt
         self._rsum = [0.0] * 9
-        self._w2sum = 0.0
+        self._aesum = [0.0] * 3
         self._nsum = 0
+        self.acc_earth_lp = np.zeros(3)
         self._bg = (0.0, 0.0, 0.0)
         self._H_rest = np.zeros((3, 9))
         self._H_rest[:, 3:6] = np.eye(3)
@@ -233,8 +261,9 @@ class HostEKF:
         self.ref_v = float(me[2])
         self.gyr_lp[:] = 0.0
         self.acc_lp[:] = acc
+        self.acc_earth_lp[:] = _qmat(self.q) @ acc
 
-    def _integrate(self, gx: float, gy: float, gz: float) -> None:
+    def _integrate(self, gx: float, gy: float, gz: float, ax: float, ay: float, az: float) -> None:
         """Orientation integration over one sample; accumulate sum(R dt) and |w|^2 for the
         covariance step (Phi block -sum R dt, since the error is in the earth frame)."""
         bx, by, bz = self._bg
@@ -246,7 +275,11 @@ class HostEKF:
         r[0] += 1 - 2 * (y * y + z * z); r[1] += 2 * (x * y - w * z); r[2] += 2 * (x * z + w * y)
         r[3] += 2 * (x * y + w * z); r[4] += 1 - 2 * (x * x + z * z); r[5] += 2 * (y * z - w * x)
         r[6] += 2 * (x * z - w * y); r[7] += 2 * (y * z + w * x); r[8] += 1 - 2 * (x * x + y * y)
-        self._w2sum += wx * wx + wy * wy + wz * wz
+        # Earth-frame specific force, summed for the low-pass (linear acceleration averages out).
+        e = self._aesum
+        e[0] += (1 - 2 * (y * y + z * z)) * ax + 2 * (x * y - w * z) * ay + 2 * (x * z + w * y) * az
+        e[1] += 2 * (x * y + w * z) * ax + (1 - 2 * (x * x + z * z)) * ay + 2 * (y * z - w * x) * az
+        e[2] += 2 * (x * z - w * y) * ax + 2 * (y * z + w * x) * ay + (1 - 2 * (x * x + y * y)) * az
         self._nsum += 1
 
     def _predict_cov(self) -> np.ndarray:
@@ -257,15 +290,13 @@ class HostEKF:
         P = self.P
         P[0:3, :] += m @ P[3:6, :]
         P[:, 0:3] += P[:, 3:6] @ m.T
-        T = n * dt
-        qa = p.gyr_noise_rad_s ** 2 * T + p.gyr_scale_error ** 2 * self._w2sum * dt
+        T = max(n, 1) * dt
+        qa = p.gyr_noise_rad_s ** 2 * T
         qb = p.gyr_bias_walk_rad_s2 ** 2 * T
         walk = p.mag_bias_dist_walk_ut_s if self.disturbed else p.mag_bias_walk_ut_s
         qm = walk * walk * T
         P[self._diag, self._diag] += (qa, qa, qa, qb, qb, qb, qm, qm, qm)
         self._rsum = [0.0] * 9
-        self._w2sum = 0.0
-        self._nsum = 0
         return m
 
     def _update(self, resid: np.ndarray, H: np.ndarray, r_var: float, consider: bool = False) -> None:
@@ -275,7 +306,7 @@ class HostEKF:
         S[0, 0] += r_var
         S[1, 1] += r_var
         S[2, 2] += r_var
-        K = np.linalg.solve(S, PHt.T).T
+        K = PHt @ _inv3(S)
         if consider:
             # Schmidt update: only the magnetometer bias takes the innovation (orientation and gyro
             # bias are "considered"); Joseph-form covariance, valid for any gain.
@@ -287,6 +318,14 @@ class HostEKF:
         self.P = 0.5 * (P + P.T)
         dx = K @ resid
         self.q = _qnorm(_qmul(_qexp(dx[0], dx[1], dx[2]), self.q))
+        # The low-passed earth-frame acceleration was accumulated with the old orientation:
+        # re-express it in the corrected frame so the same innovation is not applied twice.
+        lp = self.acc_earth_lp
+        tx, ty, tz = float(dx[0]), float(dx[1]), float(dx[2])
+        lx, ly, lz = float(lp[0]), float(lp[1]), float(lp[2])
+        lp[0] = lx + ty * lz - tz * ly
+        lp[1] = ly + tz * lx - tx * lz
+        lp[2] = lz + tx * ly - ty * lx
         self.bg += dx[3:6]
         self.bm += dx[6:9]
 
@@ -305,18 +344,25 @@ class HostEKF:
         else:
             self.rest_time = 0.0
         if self.rest_time >= p.rest_time_s:
-            self._update(gyr - self.bg, self._H_rest, p.rest_noise_rad_s ** 2 * self.decimation)
+            self._update(gyr - self.bg, self._H_rest, p.rest_noise_rad_s ** 2)
 
-        rt = _qmat(self.q).T
-        an = math.sqrt(float(acc @ acc))
+        if self._nsum:
+            c = 1.0 - math.exp(-dt / p.acc_tau_s)
+            e = self._aesum
+            n = self._nsum
+            lp = self.acc_earth_lp
+            lp[0] += c * (e[0] / n - lp[0])
+            lp[1] += c * (e[1] / n - lp[1])
+            lp[2] += c * (e[2] / n - lp[2])
+            self._aesum = [0.0] * 3
+            self._nsum = 0
+        lp = self.acc_earth_lp
+        an = math.sqrt(float(lp @ lp))
         if an > 1e-6:
-            H = self._H_acc
-            H[:, 0] = rt[:, 1]   # R^T [e_z]x = [R^T e_y, -R^T e_x, 0]
-            H[:, 1] = -rt[:, 0]
             dev = (an - G) / G
             r_var = p.acc_noise ** 2 + (p.acc_motion_gain * dev) ** 2
-            self._update(acc / an - rt[:, 2], H, r_var)
-            rt = _qmat(self.q).T
+            self._update(lp / an - _EZ, _H_ACC, r_var)
+        rt = _qmat(self.q).T
 
         mc = mag - self.bm
         me = rt.T @ mc
@@ -347,7 +393,8 @@ class HostEKF:
         if self.q is None:
             self._initialise(np.asarray(acc, float), np.asarray(mag, float))
         else:
-            self._integrate(float(gyr[0]), float(gyr[1]), float(gyr[2]))
+            self._integrate(float(gyr[0]), float(gyr[1]), float(gyr[2]),
+                            float(acc[0]), float(acc[1]), float(acc[2]))
         if self.count % self.decimation == 0:
             self._predict_cov()
             self._correct(np.asarray(gyr, float), np.asarray(acc, float), np.asarray(mag, float))
@@ -370,12 +417,14 @@ class HostEKF:
             tr = FilterTrace(steps, np.empty((m, 4)), np.empty((m, 6)), np.empty((m, 9, 9)),
                              np.empty((m, 9, 9)), np.zeros((m, 3, 3)), np.zeros(m, bool))
         glist = gyr.tolist()
+        alist = acc.tolist()
         for k in range(n):
             if self.q is None:
                 self._initialise(acc[k], mag[k])
             else:
                 g = glist[k]
-                self._integrate(g[0], g[1], g[2])
+                a = alist[k]
+                self._integrate(g[0], g[1], g[2], a[0], a[1], a[2])
             if k % d == 0:
                 j = k // d
                 phi = self._predict_cov()
