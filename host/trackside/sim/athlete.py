@@ -397,7 +397,7 @@ class SimulatedAthlete:
             ankle = origin + run_along[:, None] * fwd + sgn * hw * left + run_z[:, None] * np.array([0, 0, 1.0])
             foot_r = heading_rot * _rot_y(pitch)
             hip = pel_pos + pel_r.apply(np.array(sk.segment(f"{side}_thigh").offset_m))
-            thigh_r, shank_r, knee = _leg_ik(hip, ankle, fwd, left, L["thigh"], L["shank"])
+            thigh_r, shank_r, knee = _leg_ik(hip, ankle, fwd, left, L["thigh"], L["shank"], w)
             quats[f"{side}_thigh"] = from_rot(thigh_r)
             quats[f"{side}_shank"] = from_rot(shank_r)
             quats[f"{side}_foot"] = from_rot(foot_r)
@@ -439,11 +439,28 @@ def _early_bump(s: np.ndarray) -> np.ndarray:
     return s**3 * (1.0 - s) ** 6 / ((1 / 3) ** 3 * (2 / 3) ** 6)
 
 
-def _leg_ik(hip, ankle, fwd, left, l1, l2):
-    """Two-link leg: thigh and shank rotations and knee position, knee bending forward."""
+def _soft_reach(x: np.ndarray, x0: float = 0.9, k: float = 0.99) -> np.ndarray:
+    """Identity below x0, then a smooth (C1) approach to k < 1: the knee never locks straight,
+    which would give the knee an infinite angular rate (arccos at full extension)."""
+    y = np.array(x, dtype=float)
+    hi = y > x0
+    y[hi] = k - (k - x0) * np.exp(-(y[hi] - x0) / (k - x0))
+    return y
+
+
+def _leg_ik(hip, ankle, fwd, left, l1, l2, w=None):
+    """Two-link leg: thigh and shank rotations and knee position, knee bending forward.
+
+    While running (blend weight ``w`` = 1) the hip-ankle distance is softly limited below full
+    reach; standing (``w`` = 0) the leg is straight. Where the foot is further away than that,
+    the leg points at it without reaching it.
+    """
     D = ankle - hip
     d = np.linalg.norm(D, axis=1)
-    d_c = np.minimum(d, l1 + l2)
+    L = l1 + l2
+    d_c = np.minimum(d, L)
+    if w is not None:
+        d_c = (1 - w) * d_c + w * L * _soft_reach(d / L)
     u = D / d[:, None]
     nvec = fwd[None, :] - np.sum(fwd * u, axis=1, keepdims=True) * u
     nvec /= np.linalg.norm(nvec, axis=1, keepdims=True)
@@ -453,6 +470,9 @@ def _leg_ik(hip, ankle, fwd, left, l1, l2):
     y_hint = np.broadcast_to(left, hip.shape)
     thigh_r = _frame_from_zy(hip - knee, y_hint)
     # the shank ends at the ankle when reachable; if clamped, it continues straight
-    shank_dir = np.where((d <= l1 + l2)[:, None], knee - ankle, hip - knee)
-    shank_r = _frame_from_zy(shank_dir, y_hint)
+    # shank: from the knee along the solved direction (ends at the ankle when reachable)
+    cos_b = np.clip((l1 * l1 + d_c * d_c - l2 * l2) / (2 * l1 * d_c), -1.0, 1.0)
+    ankle_solved = hip + d_c[:, None] * u
+    shank_r = _frame_from_zy(knee - ankle_solved, y_hint)
+    del cos_b
     return thigh_r, shank_r, knee
