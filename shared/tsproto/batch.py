@@ -32,8 +32,6 @@ from tsproto.frame import FrameWriter
 from tsproto.messages import TYPES, Message
 
 _BODY0 = const(14)  # buffer index of the first sample (1 COBS code byte + 9 header + 4 batch)
-_W_FULL = const(27)  # worst-case coded sample: tag + 13 x 2 bytes
-_W_RAW = const(19)  # tag + 9 x 2
 
 
 def _fmt(tag, raw):
@@ -173,26 +171,27 @@ class SampleBatcher:
         self._len = end + 1
 
     def _run(self):
+        # Generator: its locals (p* previous values, q* previous deltas) persist between
+        # samples at local-variable speed; add() is one send(). Unrolled on purpose.
         buf = self._buf
         pack = struct.pack_into
         ready = False
+        carry = False
+        tc = 0
+        p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = p8 = p9 = p10 = p11 = p12 = 0
         while True:
             s = yield ready
             ready = False
-            if s is None:
+            if carry:
+                # the sample that did not fit the last frame opens this one; s is the next
+                # sample (or None for flush) and is coded right away
+                carry = False
+                t0 = tc
+                need = False
+            elif s is None:
                 continue
-            # -- first sample of a frame: header and absolute values ---------------------------
-            if self._todo:  # previous frame never fetched: it is overwritten
-                self._todo = False
-                self.dropped += 1
-            raw = self.raw
-            flags = self._flags | (F_RAW if raw else 0)
-            self._flags = 0
-            pack("<BBBHIHBB", buf, 1, VERSION, T_SAMPLES, self.writer.node_id, 0, self._t, self.period_us, flags, 0)
-            spf = self.samples_per_frame
-            n = 1
-            if raw:
-                lim = self.max_payload - 3 - _W_RAW
+            else:
+                t0 = self._t
                 p0 = s[0]
                 p1 = s[1]
                 p2 = s[2]
@@ -202,16 +201,33 @@ class SampleBatcher:
                 p6 = s[6]
                 p7 = s[7]
                 p8 = s[8]
-                pack("<9H", buf, _BODY0,
-                     (p0 & 0xFFFF) ^ 0x8080, (p1 & 0xFFFF) ^ 0x8080, (p2 & 0xFFFF) ^ 0x8080,
-                     (p3 & 0xFFFF) ^ 0x8080, (p4 & 0xFFFF) ^ 0x8080, (p5 & 0xFFFF) ^ 0x8080,
-                     (p6 & 0xFFFF) ^ 0x8080, (p7 & 0xFFFF) ^ 0x8080, (p8 & 0xFFFF) ^ 0x8080)
+                if not self.raw:
+                    p9 = s[9]
+                    p10 = s[10]
+                    p11 = s[11]
+                    p12 = s[12]
+                need = True
+            # -- header and first sample (absolute values) -----------------------------------
+            if self._todo:  # previous frame never fetched: it is overwritten
+                self._todo = False
+                self.dropped += 1
+            raw = self.raw
+            flags = self._flags | (F_RAW if raw else 0)
+            self._flags = 0
+            pack("<BBBHIHBB", buf, 1, VERSION, T_SAMPLES, self.writer.node_id, 0, t0, self.period_us, flags, 0)
+            spf = self.samples_per_frame
+            hard = self.max_payload - 3  # end of sample data: payload = buf[1:o + 4]
+            n = 1
+            if raw:
+                pack("<9H", buf, _BODY0, (p0 & 0xFFFF) ^ 0x8080, (p1 & 0xFFFF) ^ 0x8080, (p2 & 0xFFFF) ^ 0x8080, (p3 & 0xFFFF) ^ 0x8080, (p4 & 0xFFFF) ^ 0x8080, (p5 & 0xFFFF) ^ 0x8080, (p6 & 0xFFFF) ^ 0x8080, (p7 & 0xFFFF) ^ 0x8080, (p8 & 0xFFFF) ^ 0x8080)
                 o = _BODY0 + 18
                 q0 = q1 = q2 = q3 = q4 = q5 = 0
                 fmts = _FMT_RAW
                 sizes = _SIZE_RAW
-                while n < spf and o <= lim:
-                    s = yield False
+                while n < spf:
+                    if need:
+                        s = yield False
+                    need = True
                     if s is None:
                         break
                     v = s[0]
@@ -267,7 +283,8 @@ class SampleBatcher:
                         tag += 8
                     else:
                         tag += 4
-                    if r6 | r7 | r8:
+                    m = r6 | r7 | r8
+                    if m:
                         r6 += 128
                         r7 += 128
                         r8 += 128
@@ -278,38 +295,27 @@ class SampleBatcher:
                             tag += 32
                         else:
                             tag += 16
+                    sz = sizes[tag]
+                    if o + sz > hard:  # does not fit: this sample opens the next frame (values are in p*)
+                        carry = True
+                        tc = self._t
+                        break
+                    if m:
                         pack(fmts[tag], buf, o, tag, r0, r1, r2, r3, r4, r5, r6, r7, r8)
                     else:
                         pack(fmts[tag], buf, o, tag, r0, r1, r2, r3, r4, r5)
-                    o += sizes[tag]
+                    o += sz
                     n += 1
             else:
-                lim = self.max_payload - 3 - _W_FULL
-                p0 = s[0]
-                p1 = s[1]
-                p2 = s[2]
-                p3 = s[3]
-                p4 = s[4]
-                p5 = s[5]
-                p6 = s[6]
-                p7 = s[7]
-                p8 = s[8]
-                p9 = s[9]
-                p10 = s[10]
-                p11 = s[11]
-                p12 = s[12]
-                pack("<13H", buf, _BODY0,
-                     (p0 & 0xFFFF) ^ 0x8080, (p1 & 0xFFFF) ^ 0x8080, (p2 & 0xFFFF) ^ 0x8080,
-                     (p3 & 0xFFFF) ^ 0x8080, (p4 & 0xFFFF) ^ 0x8080, (p5 & 0xFFFF) ^ 0x8080,
-                     (p6 & 0xFFFF) ^ 0x8080, (p7 & 0xFFFF) ^ 0x8080, (p8 & 0xFFFF) ^ 0x8080,
-                     (p9 & 0xFFFF) ^ 0x8080, (p10 & 0xFFFF) ^ 0x8080, (p11 & 0xFFFF) ^ 0x8080,
-                     (p12 & 0xFFFF) ^ 0x8080)
+                pack("<13H", buf, _BODY0, (p0 & 0xFFFF) ^ 0x8080, (p1 & 0xFFFF) ^ 0x8080, (p2 & 0xFFFF) ^ 0x8080, (p3 & 0xFFFF) ^ 0x8080, (p4 & 0xFFFF) ^ 0x8080, (p5 & 0xFFFF) ^ 0x8080, (p6 & 0xFFFF) ^ 0x8080, (p7 & 0xFFFF) ^ 0x8080, (p8 & 0xFFFF) ^ 0x8080, (p9 & 0xFFFF) ^ 0x8080, (p10 & 0xFFFF) ^ 0x8080, (p11 & 0xFFFF) ^ 0x8080, (p12 & 0xFFFF) ^ 0x8080)
                 o = _BODY0 + 26
                 q0 = q1 = q2 = q3 = q4 = q5 = q9 = q10 = q11 = q12 = 0
                 fmts = _FMT_FULL
                 sizes = _SIZE_FULL
-                while n < spf and o <= lim:
-                    s = yield False
+                while n < spf:
+                    if need:
+                        s = yield False
+                    need = True
                     if s is None:
                         break
                     v = s[0]
@@ -393,7 +399,8 @@ class SampleBatcher:
                         tag += 128
                     else:
                         tag += 64
-                    if r6 | r7 | r8:
+                    m = r6 | r7 | r8
+                    if m:
                         r6 += 128
                         r7 += 128
                         r8 += 128
@@ -404,10 +411,16 @@ class SampleBatcher:
                             tag += 32
                         else:
                             tag += 16
+                    sz = sizes[tag]
+                    if o + sz > hard:  # does not fit: this sample opens the next frame (values are in p*)
+                        carry = True
+                        tc = self._t
+                        break
+                    if m:
                         pack(fmts[tag], buf, o, tag, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12)
                     else:
                         pack(fmts[tag], buf, o, tag, r0, r1, r2, r3, r4, r5, r9, r10, r11, r12)
-                    o += sizes[tag]
+                    o += sz
                     n += 1
             self._o = o
             self._n = n

@@ -103,6 +103,8 @@ for raw in (False, True):
     enc = SampleBatcher(5, 16, 5000, raw=raw)
     s = array('h', [0] * nv)
     data = rows(400, 3, nv)
+    # node times past 2**30 are boxed ints on MicroPython: made before locking, as a node would
+    ts = [(2**32 - 200 * 5000 + k * 5000) % 2**32 for k in range(400)]
     nadd = 0
     frames = 0
     failed = -1
@@ -113,7 +115,7 @@ for raw in (False, True):
         micropython.heap_lock()
         try:
             try:
-                ready = enc.add(1000 + k * 5000, s)
+                ready = enc.add(ts[k], s)
                 nadd += 1
             except MemoryError:
                 failed = k
