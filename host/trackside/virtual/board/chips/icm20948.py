@@ -39,7 +39,7 @@ class ICM20948(Sampler):
         self.ext = bytearray(24)
         self.fifo = Fifo(_FIFO_SIZE)
         self._init_sampler(odr_error_ppm)
-        self._cap_samples = _FIFO_SIZE // 12
+        self._cap_samples = _FIFO_SIZE // 2  # smallest packet: one 16-bit value
         self.ak = AK09916(self, stream, mag_error_ppm)
         self.samples = 0
         self.fifo_dropped = 0

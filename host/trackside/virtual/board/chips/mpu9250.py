@@ -44,7 +44,7 @@ class MPU9250(Sampler):
         self.ext = bytearray(24)
         self.fifo = Fifo(_FIFO_SIZE)
         self._init_sampler(odr_error_ppm)
-        self._cap_samples = _FIFO_SIZE // 12
+        self._cap_samples = _FIFO_SIZE // 2  # smallest packet: one 16-bit value
         self.ak = AK8963(self, stream, asa, mag_error_ppm) if whoami != 0x70 else None
         self.samples = 0      # samples produced
         self.fifo_dropped = 0  # packets lost to a full FIFO
