@@ -162,7 +162,10 @@ def parse_bvh(text: str) -> BvhClip:
     if len(rows) < n_frames:
         raise ValueError(f"BVH: header says {n_frames} frames, file has {len(rows)}")
     try:
-        motion = np.array([[float(x) for x in r[1]] for r in rows], dtype=float).reshape(n_frames, -1)
+        if n_frames == 0:
+            motion = np.zeros((0, nch))
+        else:
+            motion = np.array([[float(x) for x in r[1]] for r in rows], dtype=float).reshape(n_frames, -1)
     except ValueError:
         raise ValueError("BVH: motion rows must be numbers, one row of equal length per frame") from None
     if motion.shape[1] != nch:
