@@ -78,8 +78,7 @@ class FixedKalman:
 
     def __init__(self, rate_hz, acc_lsb_g, gyr_lsb_dps, mag_ut_lsb, decim=0,
                  tau_acc=0.0, tau_lp=0.0, tau_mag=0.0, tau_ref=30.0, mag_norm_th=0.1,
-                 mag_dip_th=0.1, rest_gyr_dps=2.0, rest_acc_ms2=0.5, rest_time=1.5,
-                 tau_rest=1.0):
+                 mag_dip_th=0.1, rest_gyr_dps=2.0, rest_acc_ms2=0.5, rest_time=1.5):
         if not rate_hz > 0 or not acc_lsb_g > 0 or gyr_lsb_dps < 0 or mag_ut_lsb < 0:
             raise ValueError("rate and scales must be positive")
         gyro = gyr_lsb_dps > 0
@@ -121,8 +120,9 @@ class FixedKalman:
         self.MF = _rnd(mag_dip_th * _ONE)              # |mEz^2 - fref m2| < MF m2
         self.RG = _rnd(rest_gyr_dps * gyr_lsb_dps) if gyro else 0
         self.RA = _rnd(rest_acc_ms2 / 9.80665 * acc_lsb_g)
-        self.REST_N = _rnd(rest_time / T)
-        self.KREST = _rnd(T / tau_rest * _ONE)
+        self.REST_N = max(1, _rnd(rest_time / T))
+        if self.RG * self.REST_N * 256 >= _LIM:
+            raise ValueError("rest window too long for this rate")
         self.acc_lsb_g = _rnd(acc_lsb_g)
         self.reset()
 
@@ -140,6 +140,8 @@ class FixedKalman:
         self.cax = self.cay = self.caz = 0        # correction carries (Q(SA) / Q15)
         self.pax = self.pay = self.paz = 0        # previous acc sample (rest detection)
         self.rest = 0
+        self.sgx = self.sgy = self.sgz = 0         # gyro - bias summed over the still window
+        self.nwin = 0
         self.mref2 = 0
         self.fref = 0
         self.k = 0                                # sample counter within the block
@@ -309,26 +311,39 @@ class FixedKalman:
         r20 = (x * z - w * y + 4096) >> 13
         r21 = (y * z + w * x + 4096) >> 13
         r22 = _ONE - ((x * x + y * y + 4096) >> 13)
-        # -- rest detection -> gyro bias (Q8 counts): gyro and acc still for REST_N blocks --
+        # -- rest detection -> gyro bias (Q8 counts): mean gyro over each complete still
+        #    window of REST_N blocks (gyro within RG of the bias, acc within RA of the window's
+        #    first sample); a window cut short by motion is discarded, so the slow start of a
+        #    movement never leaks into the bias. First window replaces, later ones average. --
         if self.gyro:
             bx = self.bx; by = self.by; bz = self.bz
-            gx = buf[j]; gy = buf[j + 1]; gz = buf[j + 2]
             RG = self.RG; RA = self.RA
-            ox = gx - ((bx + 128) >> 8)
-            oy = gy - ((by + 128) >> 8)
-            oz = gz - ((bz + 128) >> 8)
+            ox = buf[j] - ((bx + 128) >> 8)
+            oy = buf[j + 1] - ((by + 128) >> 8)
+            oz = buf[j + 2] - ((bz + 128) >> 8)
             if (-RG < ox < RG and -RG < oy < RG and -RG < oz < RG
                     and -RA < ax - self.pax < RA and -RA < ay - self.pay < RA
                     and -RA < az - self.paz < RA):
+                self.sgx += ox; self.sgy += oy; self.sgz += oz
                 self.rest += 1
-                if self.rest > self.REST_N:
-                    kr = self.KREST
-                    bx += (kr * ((gx << 8) - bx) + _HALF) >> 14
-                    by += (kr * ((gy << 8) - by) + _HALF) >> 14
-                    bz += (kr * ((gz << 8) - bz) + _HALF) >> 14
+                if self.rest >= self.REST_N:
+                    # window mean of (gyro - rounded bias), Q8; |sum| < RG REST_N keeps it small
+                    rn = self.REST_N
+                    sh = 0 if self.nwin == 0 else 1
+                    t = ((self.sgx << 8) // rn) + (((bx + 128) >> 8) << 8)
+                    bx += (t - bx + sh) >> sh
+                    t = ((self.sgy << 8) // rn) + (((by + 128) >> 8) << 8)
+                    by += (t - by + sh) >> sh
+                    t = ((self.sgz << 8) // rn) + (((bz + 128) >> 8) << 8)
+                    bz += (t - bz + sh) >> sh
                     self.bx = bx; self.by = by; self.bz = bz
+                    self.nwin += 1
+                    self.rest = 0
+                    self.sgx = self.sgy = self.sgz = 0
             else:
                 self.rest = 0
+                self.sgx = self.sgy = self.sgz = 0
+                self.pax = ax; self.pay = ay; self.paz = az
             # integer bias for the next block, dithered so that its mean is exact
             e = self.ebx + bx
             self.bix = (e + 128) >> 8
@@ -339,7 +354,8 @@ class FixedKalman:
             e = self.ebz + bz
             self.biz = (e + 128) >> 8
             self.ebz = e - (self.biz << 8)
-        self.pax = ax; self.pay = ay; self.paz = az
+        else:
+            self.pax = ax; self.pay = ay; self.paz = az
         # -- accelerometer: earth-frame low-pass (Q2 counts), inclination correction --
         klp = self.KLP
         lx = self.lx; ly = self.ly; lz = self.lz

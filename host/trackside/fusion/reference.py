@@ -28,7 +28,7 @@ class FloatKalman:
     def __init__(self, rate_hz: float, gyro: bool = True, use_mag: bool = True, decim: int = 0,
                  tau_acc: float = 0.0, tau_lp: float = 0.0, tau_mag: float = 0.0, tau_ref: float = 30.0,
                  mag_norm_th: float = 0.1, mag_dip_th: float = 0.1, rest_gyr_dps: float = 2.0,
-                 rest_acc_ms2: float = 0.5, rest_time: float = 1.5, tau_rest: float = 1.0,
+                 rest_acc_ms2: float = 0.5, rest_time: float = 1.5,
                  mag_max_ut: float = 153.6):
         if not rate_hz > 0:
             raise ValueError("rate must be positive")
@@ -51,7 +51,6 @@ class FloatKalman:
         self.rg = math.radians(rest_gyr_dps)
         self.ra = rest_acc_ms2
         self.rest_n = round(rest_time / T)
-        self.krest = T / tau_rest
         self.mag_max = mag_max_ut
         self.reset()
 
@@ -61,6 +60,8 @@ class FloatKalman:
         self.l = [0.0, 0.0, G]
         self.pa = [0.0, 0.0, 0.0]
         self.rest = 0
+        self.sg = [0.0, 0.0, 0.0]
+        self.nwin = 0
         self.mref2 = 0.0
         self.fref = 0.0
         self.k = 0
@@ -148,7 +149,10 @@ class FloatKalman:
         r20 = 2 * (x * z - w * y)
         r21 = 2 * (y * z + w * x)
         r22 = 1 - 2 * (x * x + y * y)
-        # -- rest detection -> gyro bias --
+        # -- rest detection -> gyro bias: the mean gyro over each complete still window of
+        #    rest_time (gyro within rest_gyr of the bias, acc within rest_acc of the window's
+        #    first sample); a window cut short by motion is discarded, so the slow start of a
+        #    movement never leaks into the bias. First window replaces, later ones average. --
         if self.gyro:
             bx, by, bz = self.b
             rg, ra = self.rg, self.ra
@@ -156,13 +160,24 @@ class FloatKalman:
             pax, pay, paz = self.pa
             if (abs(ox) < rg and abs(oy) < rg and abs(oz) < rg and abs(ax - pax) < ra
                     and abs(ay - pay) < ra and abs(az - paz) < ra):
+                sg = self.sg
+                sg[0] += ox
+                sg[1] += oy
+                sg[2] += oz
                 self.rest += 1
-                if self.rest > self.rest_n:
-                    kr = self.krest
-                    self.b = [bx + kr * ox, by + kr * oy, bz + kr * oz]
+                if self.rest >= self.rest_n:
+                    kw = 1.0 if self.nwin == 0 else 0.5
+                    self.b = [bx + kw * sg[0] / self.rest_n, by + kw * sg[1] / self.rest_n,
+                              bz + kw * sg[2] / self.rest_n]
+                    self.nwin += 1
+                    self.rest = 0
+                    self.sg = [0.0, 0.0, 0.0]
             else:
                 self.rest = 0
-        self.pa = [ax, ay, az]
+                self.sg = [0.0, 0.0, 0.0]
+                self.pa = [ax, ay, az]
+        else:
+            self.pa = [ax, ay, az]
         # -- accelerometer: earth-frame low-pass, inclination correction --
         lx, ly, lz = self.l
         klp = self.klp
