@@ -80,6 +80,7 @@ class App:
         self._ts = array("i", bytes(4 * MAX_DRAIN))        # sample times from the driver (ticks_us)
         self._io_fails = 0
         self._rate_hz = 0
+        self._mag_wait = False
         self._goff = array("i", [0, 0, 0])      # gyro offsets in counts
         self._mbias = array("i", [0, 0, 0])     # magnetometer hard iron, counts
         self._msoft = array("i", _config.IDENTITY_Q14)
@@ -188,6 +189,8 @@ class App:
         self._drain_us = min(25000, 4 * self._period_us)
         self._apply_calibration()
         self._make_filter()
+        # wait for a magnetometer reading before starting the filter (chips with a mag)
+        self._mag_wait = self.filter is not None and bool(getattr(self.sensor, "has_mag", False))
         self.batcher = SampleBatcher(self.writer, SAMPLES_PER_FRAME, self._period_us,
                                      cfg["mode"] == "raw" or self.filter is None)
         self._new_frame = True
@@ -390,7 +393,10 @@ class App:
         fused = self.filter is not None and not batcher.raw
         qo = self._qout
         if fused:
-            self.filter.update_block(fin, n, qo)
+            if self._mag_wait:
+                self._filter_first(n)
+            else:
+                self.filter.update_block(fin, n, qo)
         s = self._s
         ts = self._ts
         j = 0
@@ -420,6 +426,33 @@ class App:
             j += 9
             o += 4
         self.samples += n
+
+    def _filter_first(self, n):
+        """Start the filter on the first sample with a magnetometer reading.
+
+        The first FIFO packets after enabling carry an all-zero magnetometer (the chip's I2C
+        master has not read the AK8963 yet); starting the filter's TRIAD on them would give it
+        a wrong heading and magnetic reference. Until then the quaternion is sent as 0 0 0 0
+        ("no orientation yet"). Runs once after each (re)start: may allocate.
+        """
+        fin = self._fin
+        qo = self._qout
+        k = 0
+        while k < n and fin[9 * k + 6] == 0 and fin[9 * k + 7] == 0 and fin[9 * k + 8] == 0:
+            k += 1
+        for i in range(4 * k):
+            qo[i] = 0
+        if k == n:
+            return
+        self._mag_wait = False
+        if k == 0:
+            self.filter.update_block(fin, n, qo)
+            return
+        rest = fin[9 * k:9 * n]
+        out = array("h", bytes(8 * (n - k)))
+        self.filter.update_block(rest, n - k, out)
+        for i in range(4 * (n - k)):
+            qo[4 * k + i] = out[i]
 
     def _time32(self, t):
         """32-bit node time of tick value ``t`` (ticks_us wraps at 2**30; the wire at 2**32).

@@ -20,7 +20,9 @@ board.set_adc(35, sc.get("vbat_pin_uv", 1950000))
 def make_chip():
     kw = {}
     st = sc.get("stream")
-    if st:
+    if sc.get("stream_file"):
+        kw["stream"] = sc["stream_file"]
+    elif st:
         from chips.base import Stream
         from array import array
         rows = st[1]
@@ -41,6 +43,7 @@ from tsfw.app import App
 
 app = App(config_path="/config.json")
 app.boot()
+first_row = chip.samples if chip is not None else -1  # stream row of the first streamed sample
 if sc.get("i2c_fail_every"):
     board.bus(0).fail_every(sc["i2c_fail_every"])
 
@@ -90,5 +93,5 @@ print("\nRESULT " + json.dumps({
     "samples": app.samples, "frames": app.frames_sent, "overruns": app.loop_overruns,
     "fifo_overflows": app.fifo_overflows, "streaming": app.streaming,
     "led_changes": len(board.pin_log), "alloc_bytes": alloc_bytes,
-    "alloc_samples": alloc_samples, "alloc_frames": alloc_frames, "alloc_seqs": alloc_seqs,
+    "alloc_samples": alloc_samples, "alloc_frames": alloc_frames, "alloc_seqs": alloc_seqs, "first_row": first_row,
     "cfg": app.cfg}), file=sys.stderr)
