@@ -53,7 +53,9 @@ class Decoded:
         self.frame_flags = np.zeros(0, np.uint8)
         self.frame_n = np.zeros(0, np.int64)
         self.frame_version = np.zeros(0, np.uint8)
+        self.frame_end = np.zeros(0, np.int64)  # offset of each frame's 0x00 in the fed data
         self.messages: list = []
+        self.message_end: list = []  # offset of each message's 0x00 in the fed data
         self.stats: dict = {}
 
     def __len__(self) -> int:
@@ -97,6 +99,7 @@ class FastDecoder:
             self._check_pending()
             res.stats = self.stats()
             return res
+        npend = len(self._pending)
         self._pending = buf[z[-1] + 1 :]
         starts = np.empty(len(z), np.int64)
         starts[0] = 0
@@ -105,6 +108,8 @@ class FastDecoder:
         keep = ends > starts
         starts, ends = starts[keep], ends[keep]
         self._decode(buf, arr, starts, ends, res)
+        res.frame_end -= npend  # positions in ``data`` (host receive times are per chunk)
+        res.message_end = [e - npend for e in res.message_end]
         self._check_pending()
         res.stats = self.stats()
         return res
@@ -209,9 +214,12 @@ class FastDecoder:
             elif m is not None:
                 c.frames += 1
                 if m.type == T_SAMPLES:  # only from a multi-block frame (no encoder makes one)
-                    _append(res, _from_batch(m))
+                    r = _from_batch(m)
+                    r.frame_end = np.array([e], np.int64)
+                    _append(res, r)
                 else:
                     res.messages.append(m)
+                    res.message_end.append(e)
 
     def _samples(self, dec, fi, ps, plen, res) -> int:
         """Decode the sample-batch frames fi (CRC-checked); returns how many were valid."""
@@ -270,39 +278,44 @@ class FastDecoder:
         absv = ((dec[fo].astype(np.uint16) | (dec[fo + 1].astype(np.uint16) << 8)) ^ 0x8080).astype(np.uint16)
         absv[raw, 9:] = 0
 
-        # coded samples
-        coded = k_in > 0
-        cf = fidx[coded]
-        ck = k_in[coded]
-        tp = tag_pos[cf, ck - 1]
-        tags = dec[tp].astype(np.int64)
-        inc = np.zeros((N, 13), np.uint16)  # per-sample increments (residuals), first row: see below
+        # coded samples: residuals (uint16, modulo 2**16), columns ordered o2 then o1
+        frame_start_rows = first[:-1]
+        crow = np.flatnonzero(k_in > 0)
+        tp = tag_pos[fidx[crow], k_in[crow] - 1]
+        tags = dec[tp]
+        inc2 = np.zeros((N, 10), np.uint16)  # acc, gyr, quat: second order
+        inc1 = np.zeros((N, 3), np.uint16)  # mag: first order
         goff = tp + 1
         for sh, c0, cnt, _order in _GROUPS:
             code = (tags >> sh) & 3
+            width = code.astype(np.int64)  # code 1: 1 byte per value, code 2: 2 bytes
+            is2 = code == 2
+            nz = (code != 0).astype(np.uint16)
             for i in range(cnt):
-                r8 = (dec[goff + i].astype(np.int64) - 128) & 0xFFFF
-                lo = dec[goff + 2 * i].astype(np.int64)
-                hi = dec[goff + 2 * i + 1].astype(np.int64)
-                r16 = (lo | (hi << 8)) ^ 0x8080
-                inc[coded, c0 + i] = np.where(code == 1, r8, np.where(code == 2, r16, 0)).astype(np.uint16)
-            goff = goff + np.where(code == 1, cnt, np.where(code == 2, 2 * cnt, 0))
+                idx = goff + i * width
+                lo = dec[idx].astype(np.uint16)
+                hi = dec[idx + 1].astype(np.uint16)
+                v = np.where(is2, (lo | (hi << 8)) ^ np.uint16(0x8080), lo + np.uint16(0xFF80)) * nz
+                col = c0 + i
+                if col < 6:
+                    inc2[crow, col] = v
+                elif col < 9:
+                    inc1[crow, col - 6] = v
+                else:
+                    inc2[crow, col - 3] = v
+            goff = goff + cnt * width
 
         # reconstruction modulo 2**16 with segmented cumulative sums (uint16 wraps)
-        frame_start_rows = first[:-1]
-        vals = np.empty((N, 13), np.uint16)
-        o2 = [0, 1, 2, 3, 4, 5, 9, 10, 11, 12]
-        o1 = [6, 7, 8]
         # order 2: d = segcumsum(inc with 0 at frame start); v = segcumsum(d with v0 at start)
-        d = inc[:, o2].copy()
-        d[frame_start_rows] = 0
-        d = _segcumsum(d, frame_start_rows, fidx)
+        o2 = [0, 1, 2, 3, 4, 5, 9, 10, 11, 12]
+        d = _segcumsum(inc2, frame_start_rows, fidx)
         d[frame_start_rows] = absv[:, o2]
+        vals = np.empty((N, 13), np.uint16)
         vals[:, o2] = _segcumsum(d, frame_start_rows, fidx)
-        m = inc[:, o1].copy()
-        m[frame_start_rows] = absv[:, o1]
-        vals[:, o1] = _segcumsum(m, frame_start_rows, fidx)
-        vals[np.repeat(raw, n), 9:] = 0
+        inc1[frame_start_rows] = absv[:, 6:9]
+        vals[:, 6:9] = _segcumsum(inc1, frame_start_rows, fidx)
+        if raw.any():
+            vals[np.repeat(raw, n), 9:] = 0
 
         out = Decoded()
         out.values = vals.view(np.int16)
@@ -320,6 +333,7 @@ class FastDecoder:
         out.frame_flags = flags.copy()
         out.frame_n = n
         out.frame_version = dec[ps[fi]].copy()
+        out.frame_end = (ps[fi] + plen[fi]).astype(np.int64)
         out.t_us = (fhdr_t[fidx] + k_in * period[fidx]) & 0xFFFFFFFF
         out.node_id = out.frame_node[fidx]
         out.seq = fseq[fidx]
@@ -364,9 +378,11 @@ def _append(res: Decoded, r: Decoded) -> None:
     for k in ("values", "t_us", "node_id", "seq", "flags"):
         setattr(res, k, np.concatenate([getattr(res, k), getattr(r, k)]))
     res.frame = np.concatenate([res.frame, r.frame + base])
-    for k in ("frame_node", "frame_seq", "frame_t_us", "frame_period_us", "frame_flags", "frame_n", "frame_version"):
+    for k in ("frame_node", "frame_seq", "frame_t_us", "frame_period_us", "frame_flags", "frame_n", "frame_version",
+              "frame_end"):
         setattr(res, k, np.concatenate([getattr(res, k), getattr(r, k)]))
     res.messages += r.messages
+    res.message_end += r.message_end
 
 
 def decode(data: bytes, max_frame: int = 2048, keep_unknown: bool = False) -> Decoded:
