@@ -132,3 +132,22 @@ def test_extremes_identical(spf):
     rows = [[(-32768 if (k + i) % 2 else 32767) for i in range(13)] for k in range(60)]
     rows += [[(k * 9973 * (i + 1)) % 65536 - 32768 for i in range(13)] for k in range(60)]
     assert _check_same(b"".join(encode(rows, spf=spf))) == 120
+
+
+def test_frame_and_message_end_positions():
+    frames = _mixed_stream(4)
+    data = b"".join(frames)
+    ends = []
+    pos = -1
+    for f in frames:
+        pos += len(f)
+        ends.append(pos)
+    fd = FastDecoder()
+    r1 = fd.feed(data[:1000])
+    r2 = fd.feed(data[1000:])
+    got = [e for e in r1.frame_end.tolist()] + [1000 + e for e in r2.frame_end.tolist()]
+    got += r1.message_end + [1000 + e for e in r2.message_end]
+    assert sorted(got) == ends
+    for r, off in ((r1, 0), (r2, 1000)):
+        for e in r.frame_end.tolist() + r.message_end:
+            assert data[off + e] == 0
