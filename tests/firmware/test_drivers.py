@@ -190,6 +190,12 @@ def misc_cases():
     except OSError as e:
         r['unplugged'] = e.args[0]
     r['unplugged_errors'] = drv.i2c_errors - e0
+    # a chip that answers with an unsupported WHO_AM_I (an MPU-6050 says 0x68): named, not used
+    board.reset()
+    chip = board.make_chip('mpu9250')
+    chip.regs[0x75] = 0x68
+    board.install(chip)
+    r['unsupported'] = [drivers.detect(i2c) is None, drivers.last_error]
     return r
 
 
@@ -348,6 +354,7 @@ def test_missing_chip_reported_not_raised(runs):
     assert "rate_hz" in m["bad_rate"]
     assert "acc_range_g" in m["bad_range"]
     assert m["unplugged"] == 19 and m["unplugged_errors"] == 3
+    assert m["unsupported"] == [True, "unsupported chip at 0x68 (WHO_AM_I 0x68)"]
 
 
 def test_mpu_without_magnetometer_still_samples(runs):

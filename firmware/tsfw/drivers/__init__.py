@@ -24,11 +24,18 @@ _PROBES = (
 )
 
 last_error = ""
+unknown = []  # (address, WHO_AM_I) that answered but are not supported, from the last probe
 
 
 def probe(i2c, retries=2):
-    """WHO_AM_I of the known chips: list of (name, address). Bus errors are retried, not raised."""
+    """WHO_AM_I of the known chips: list of (name, address). Bus errors are retried, not raised.
+
+    Devices that answer with an unsupported WHO_AM_I (e.g. an MPU-6050: 0x68) are listed in
+    ``drivers.unknown`` so the reason can be reported.
+    """
     found = []
+    del unknown[:]
+    seen = {}
     buf = bytearray(1)
     for addr, reg, ids, name in _PROBES:
         if any(a == addr for _, a in found):
@@ -45,7 +52,13 @@ def probe(i2c, retries=2):
                 continue
             if buf[0] in ids:
                 found.append((name, addr))
+                seen.pop(addr, None)
+            elif reg == 0x75 or addr not in seen:
+                seen[addr] = buf[0]
             break
+    for addr in seen:
+        if not any(a == addr for _, a in found):
+            unknown.append((addr, seen[addr]))
     return found
 
 
@@ -86,5 +99,7 @@ def detect(i2c, rate_hz=200, acc_range_g=8, gyro_range_dps=2000, retries=2):
             continue
         last_error = ""
         return drv
+    for addr, who in unknown:
+        errors.append("unsupported chip at 0x%02x (WHO_AM_I 0x%02x)" % (addr, who))
     last_error = "; ".join(errors) if errors else "no IMU found (tried 0x68, 0x69, 0x19)"
     return None

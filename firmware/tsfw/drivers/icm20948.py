@@ -168,6 +168,8 @@ class ICM20948(ImuDriver):
             self.overflows += 1
             self.reset_fifo()
             return 0
+        if max_n <= 0:
+            return 0
         self._read(_FIFO_COUNTH, self._r2)
         now = clock.ticks_us()
         pkt = self._pkt

@@ -129,7 +129,7 @@ class LSM303AGR(ImuDriver):
             m = src & 0x1F
         if self.has_mag:
             self._read_mag()
-        if m == 0:
+        if m == 0 or max_n <= 0:
             return 0
         k = m if m < max_n else max_n
         self._read(_OUT_X_L_A | _AUTO_INC, self._views[k])

@@ -144,7 +144,7 @@ class MPU9250(ImuDriver):
         self._write(_FIFO_EN, 0x79 if self.has_mag else 0x78)  # GX GY GZ ACCEL (+SLV0)
         self._write(_USER_CTRL, _USER_FIFO_EN | mst | _USER_FIFO_RST)
         self._read_u8(_INT_STATUS)                   # clear a stale overflow flag
-        self.rate_hz = (1000 + div) // (1 + div) if div else 1000
+        self.rate_hz = (1000 + (1 + div) // 2) // (1 + div)
         self.acc_lsb_per_g = (16384 >> afs, 1)
         self.gyro_lsb_per_dps = (131, 1 << gfs)
         self.mag_ut_per_lsb = (3, 20)                # 0.15 uT in 16-bit mode
@@ -168,6 +168,8 @@ class MPU9250(ImuDriver):
         if self._read_u8(_INT_STATUS) & _FIFO_OFLOW:
             self.overflows += 1
             self.reset_fifo()
+            return 0
+        if max_n <= 0:
             return 0
         self._read(_FIFO_COUNTH, self._r2)
         now = clock.ticks_us()
