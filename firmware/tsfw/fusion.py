@@ -51,11 +51,14 @@ _MAXU = const(8191)        # largest accepted mag component, mag units (keeps sq
 _LIM = const(1 << 30)
 
 
-def _isqrt(n):
-    # Integer square root (floor), Newton; used at start-up only.
+def _isqrt(n, x):
+    # floor(sqrt(n)) for 0 <= n < 2**30, Newton from guess x > 0 (a previous result makes it
+    # 1-3 steps). One step from any x > 0 lands at or above the root, then it decreases.
     if n <= 0:
         return 0
-    x = 1 << ((n.bit_length() + 1) >> 1) if hasattr(n, "bit_length") else n
+    if x <= 0:
+        x = 32768
+    x = (x + n // x) >> 1
     while True:
         y = (x + n // x) >> 1
         if y >= x:
@@ -85,7 +88,7 @@ class FixedKalman:
         if decim <= 0:
             decim = 8 if gyro else 1
         if tau_acc <= 0:
-            tau_acc = 3.0 if gyro else 0.2
+            tau_acc = 3.0 if gyro else 0.1
         if tau_lp <= 0:
             tau_lp = 3.0 if gyro else 0.2
         if tau_mag <= 0:
@@ -121,6 +124,8 @@ class FixedKalman:
         self.RG = _rnd(rest_gyr_dps * gyr_lsb_dps) if gyro else 0
         self.RA = _rnd(rest_acc_ms2 / 9.80665 * acc_lsb_g)
         self.REST_N = max(1, _rnd(rest_time / T))
+        self.WAIT_N = _rnd(2.0 * rate_hz)
+        self.KT = _rnd(T / tau_acc * _ONE)          # accel+mag mode: TRIAD blend gain
         if self.RG * self.REST_N * 256 >= _LIM:
             raise ValueError("rest window too long for this rate")
         self.acc_lsb_g = _rnd(acc_lsb_g)
@@ -146,83 +151,107 @@ class FixedKalman:
         self.fref = 0
         self.k = 0                                # sample counter within the block
         self.started = False
+        self.wait = 0
+        self.sa = self.sm = self.se = 0           # last square roots (Newton start guesses)
+        self.tw = _ONE
+        self.tx = self.ty = self.tz = self.tmv = 0
         self.nrej = 0                             # corrections with the magnetometer rejected
 
-    # ---- start-up: integer TRIAD (not in the hot loop; may allocate) ----
-    def _start(self, ax, ay, az, mx, my, mz):
-        ms = self.MS
-        a2 = ax * ax + ay * ay + az * az
-        na = _isqrt(a2)
-        if na == 0:
+    # ---- integer TRIAD: start-up, and every step of the accel+mag (gyro-less) mode ----
+    def _triad(self, ax, ay, az, mx, my, mz):
+        # Orientation from one acc + mag sample into self.tw..tz (Q14); False if unusable.
+        # Small ints only (allocation-free): acc >> 2 and mag units <= 8191 keep squares < 2**28.
+        ax >>= 2
+        ay >>= 2
+        az >>= 2
+        na = _isqrt(ax * ax + ay * ay + az * az, self.sa)
+        if na < 64:  # free fall or no accelerometer
             return False
-        ux = ax * _ONE // na
-        uy = ay * _ONE // na
-        uz = az * _ONE // na
+        self.sa = na
+        ux = (ax << 14) // na
+        uy = (ay << 14) // na
+        uz = (az << 14) // na
+        ms = self.MS
         mx <<= ms
         my <<= ms
         mz <<= ms
-        ok_mag = self.use_mag and abs(mx) <= _MAXU and abs(my) <= _MAXU and abs(mz) <= _MAXU
-        ex = ey = ez = 0
-        if ok_mag:
-            # east = m x up
-            ex = my * uz - mz * uy
-            ey = mz * ux - mx * uz
-            ez = mx * uy - my * ux
-        ne = _isqrt(ex * ex + ey * ey + ez * ez)
-        if ne * 8 < _ONE * 16:  # no usable magnetometer: any heading, east _|_ up
-            ok_mag = False
-            if abs(uz) < 12000:
-                ex, ey, ez = -uy, ux, 0
-            else:
-                ex, ey, ez = 0, -uz, uy
-            ne = _isqrt(ex * ex + ey * ey + ez * ez)
-        ex = ex * _ONE // ne
-        ey = ey * _ONE // ne
-        ez = ez * _ONE // ne
-        # north = up x east
+        if not (-_MAXU <= mx <= _MAXU and -_MAXU <= my <= _MAXU and -_MAXU <= mz <= _MAXU):
+            return False
+        nm = _isqrt(mx * mx + my * my + mz * mz, self.sm)
+        if nm < 64:  # no magnetometer reading
+            return False
+        self.sm = nm
+        mx = (mx << 14) // nm
+        my = (my << 14) // nm
+        mz = (mz << 14) // nm
+        # east = m x up (Q14 * sin of the angle between them)
+        ex = (my * uz - mz * uy) >> 14
+        ey = (mz * ux - mx * uz) >> 14
+        ez = (mx * uy - my * ux) >> 14
+        ne = _isqrt(ex * ex + ey * ey + ez * ez, self.se)
+        if ne < 512:  # field (anti)parallel to gravity: heading undefined
+            return False
+        self.se = ne
+        ex = (ex << 14) // ne
+        ey = (ey << 14) // ne
+        ez = (ez << 14) // ne
+        # north = up x east; rows of R (sensor -> earth): east, north, up
         nx = (uy * ez - uz * ey) >> 14
         ny = (uz * ex - ux * ez) >> 14
         nz = (ux * ey - uy * ex) >> 14
-        # rows of R (sensor -> earth): east, north, up
-        r00, r01, r02 = ex, ey, ez
-        r10, r11, r12 = nx, ny, nz
-        r20, r21, r22 = ux, uy, uz
-        tr = r00 + r11 + r22
+        # rotation matrix -> quaternion (Shepperd), w >= 0 when possible
+        tr = ex + ny + uz
         if tr > 0:
-            s = 2 * _isqrt((_ONE + tr) * _ONE)
-            w = s >> 2
-            x = (r21 - r12) * _ONE // s
-            y = (r02 - r20) * _ONE // s
-            z = (r10 - r01) * _ONE // s
-        elif r00 > r11 and r00 > r22:
-            s = 2 * _isqrt((_ONE + r00 - r11 - r22) * _ONE)
-            w = (r21 - r12) * _ONE // s
-            x = s >> 2
-            y = (r01 + r10) * _ONE // s
-            z = (r02 + r20) * _ONE // s
-        elif r11 > r22:
-            s = 2 * _isqrt((_ONE + r11 - r00 - r22) * _ONE)
-            w = (r02 - r20) * _ONE // s
-            x = (r01 + r10) * _ONE // s
-            y = s >> 2
-            z = (r12 + r21) * _ONE // s
+            t = _isqrt((_ONE + tr) << 12, 0) << 2       # 4 w, Q14
+            w = t >> 2
+            x = ((uy - nz) << 14) // t
+            y = ((ez - ux) << 14) // t
+            z = ((nx - ey) << 14) // t
+        elif ex > ny and ex > uz:
+            t = _isqrt((_ONE + ex - ny - uz) << 12, 0) << 2
+            w = ((uy - nz) << 14) // t
+            x = t >> 2
+            y = ((ey + nx) << 14) // t
+            z = ((ez + ux) << 14) // t
+        elif ny > uz:
+            t = _isqrt((_ONE + ny - ex - uz) << 12, 0) << 2
+            w = ((ez - ux) << 14) // t
+            x = ((ey + nx) << 14) // t
+            y = t >> 2
+            z = ((nz + uy) << 14) // t
         else:
-            s = 2 * _isqrt((_ONE + r22 - r00 - r11) * _ONE)
-            w = (r10 - r01) * _ONE // s
-            x = (r02 + r20) * _ONE // s
-            y = (r12 + r21) * _ONE // s
-            z = s >> 2
-        n = _isqrt(w * w + x * x + y * y + z * z)
-        self.w = w * _ONE // n
-        self.x = x * _ONE // n
-        self.y = y * _ONE // n
-        self.z = z * _ONE // n
-        if ok_mag:
-            m2 = mx * mx + my * my + mz * mz
-            mv = (mx * ux + my * uy + mz * uz) >> 14
-            self.mref2 = m2
-            self.fref = mv * mv // ((m2 >> 14) or 1)
-        self.pax, self.pay, self.paz = ax, ay, az
+            t = _isqrt((_ONE + uz - ex - ny) << 12, 0) << 2
+            w = ((nx - ey) << 14) // t
+            x = ((ez + ux) << 14) // t
+            y = ((nz + uy) << 14) // t
+            z = t >> 2
+        self.tw = w; self.tx = x; self.ty = y; self.tz = z
+        self.tmv = (mx * ux + my * uy + mz * uz) >> 14   # vertical fraction of m, Q14
+        return True
+
+    def _start(self, ax, ay, az, mx, my, mz):
+        # First usable sample: orientation by TRIAD (heading from the magnetometer), the
+        # magnetic reference (|m|^2 and vertical fraction) learned from it. A filter with a
+        # magnetometer waits up to WAIT_N samples for a usable reading (chips deliver zeros
+        # at first), then starts with heading 0 (and keeps trying to learn the field).
+        if self._triad(ax, ay, az, mx, my, mz):
+            mu = self.sm
+            self.mref2 = mu * mu
+            self.fref = (self.tmv * self.tmv) >> 14
+        else:
+            self.wait += 1
+            if self.use_mag and self.wait < self.WAIT_N:
+                return False
+            # heading 0: a stand-in field along sensor y (x if gravity is along y)
+            f = 4096 >> self.MS
+            if abs(ay) > abs(ax) and abs(ay) > abs(az):
+                ok = self._triad(ax, ay, az, f, 0, 0)
+            else:
+                ok = self._triad(ax, ay, az, 0, f, 0)
+            if not ok:
+                return False
+        self.w = self.tw; self.x = self.tx; self.y = self.ty; self.z = self.tz
+        self.pax = ax; self.pay = ay; self.paz = az
         self.started = True
         return True
 
@@ -301,6 +330,27 @@ class FixedKalman:
         # Accelerometer / magnetometer corrections and bias update, every N-th sample.
         w = self.w; x = self.x; y = self.y; z = self.z
         ax = buf[j + 3]; ay = buf[j + 4]; az = buf[j + 5]
+        if not self.gyro:
+            # accel+mag mode: low-pass towards this sample's TRIAD orientation
+            if not self._triad(ax, ay, az, buf[j + 6], buf[j + 7], buf[j + 8]):
+                return
+            tw = self.tw; tx = self.tx; ty = self.ty; tz = self.tz
+            if w * tw + x * tx + y * ty + z * tz < 0:  # same hemisphere (q and -q agree)
+                tw = -tw; tx = -tx; ty = -ty; tz = -tz
+            k = self.KT
+            w += (k * (tw - w) + _HALF) >> 14
+            x += (k * (tx - x) + _HALF) >> 14
+            y += (k * (ty - y) + _HALF) >> 14
+            z += (k * (tz - z) + _HALF) >> 14
+            n2 = w * w + x * x + y * y + z * z
+            if not (268369920 < n2 < 268500992):
+                f = (805306368 - n2 + 16384) >> 15
+                w = (w * f + _HALF) >> 14
+                x = (x * f + _HALF) >> 14
+                y = (y * f + _HALF) >> 14
+                z = (z * f + _HALF) >> 14
+            self.w = w; self.x = x; self.y = y; self.z = z
+            return
         # rotation matrix (sensor -> earth), Q14
         r00 = _ONE - ((y * y + z * z + 4096) >> 13)
         r01 = (x * y - w * z + 4096) >> 13

@@ -34,7 +34,7 @@ class FloatKalman:
             raise ValueError("rate must be positive")
         if decim <= 0:
             decim = 8 if gyro else 1
-        tau_acc = tau_acc if tau_acc > 0 else (3.0 if gyro else 0.2)
+        tau_acc = tau_acc if tau_acc > 0 else (3.0 if gyro else 0.1)
         tau_lp = tau_lp if tau_lp > 0 else (3.0 if gyro else 0.2)
         tau_mag = tau_mag if tau_mag > 0 else (9.0 if gyro else 0.2)
         T = decim / rate_hz
@@ -52,6 +52,8 @@ class FloatKalman:
         self.ra = rest_acc_ms2
         self.rest_n = round(rest_time / T)
         self.mag_max = mag_max_ut
+        self.kt = T / tau_acc
+        self.wait_n = round(2.0 * rate_hz)
         self.reset()
 
     def reset(self) -> None:
@@ -66,35 +68,63 @@ class FloatKalman:
         self.fref = 0.0
         self.k = 0
         self.started = False
+        self.wait = 0
         self.nrej = 0
 
-    def _start(self, a, m) -> bool:
-        """TRIAD: up from the accelerometer, north from the magnetometer (as FixedKalman._start)."""
-        a = np.asarray(a, dtype=float)
-        m = np.asarray(m, dtype=float)
-        na = np.linalg.norm(a)
-        if na == 0:
-            return False
-        up = a / na
-        ok_mag = self.use_mag and bool(np.all(np.abs(m) <= self.mag_max))
-        east = np.cross(m, up) if ok_mag else np.zeros(3)
-        if np.linalg.norm(east) < 1e-3 * max(np.linalg.norm(m), 1e-12) or not ok_mag:
-            ok_mag = False
-            east = np.array([-up[1], up[0], 0.0]) if abs(up[2]) < 12000 / 16384 else np.array([0.0, -up[2], up[1]])
-        east /= np.linalg.norm(east)
-        north = np.cross(up, east)
-        R = np.vstack([east, north, up])
-        from scipy.spatial.transform import Rotation
+    def _triad(self, a, m):
+        """Orientation (w x y z) from one acc + mag sample, or None (as FixedKalman._triad)."""
+        ax, ay, az = a
+        na = math.sqrt(ax * ax + ay * ay + az * az)
+        if na < 64 * 4 / 4096 * G:  # the fixed filter's free-fall limit (MPU-9250 scale)
+            return None
+        ux, uy, uz = ax / na, ay / na, az / na
+        mx, my, mz = m
+        mm = self.mag_max
+        if not (abs(mx) <= mm and abs(my) <= mm and abs(mz) <= mm):
+            return None
+        nm = math.sqrt(mx * mx + my * my + mz * mz)
+        if nm < 1.2:  # 64 mag units of the fixed filter
+            return None
+        self._nm = nm
+        mx, my, mz = mx / nm, my / nm, mz / nm
+        ex, ey, ez = my * uz - mz * uy, mz * ux - mx * uz, mx * uy - my * ux
+        ne = math.sqrt(ex * ex + ey * ey + ez * ez)
+        if ne < 512 / 16384:
+            return None
+        ex, ey, ez = ex / ne, ey / ne, ez / ne
+        nx, ny, nz = uy * ez - uz * ey, uz * ex - ux * ez, ux * ey - uy * ex
+        tr = ex + ny + uz
+        if tr > 0:
+            t = 2 * math.sqrt(1 + tr)
+            q = (t / 4, (uy - nz) / t, (ez - ux) / t, (nx - ey) / t)
+        elif ex > ny and ex > uz:
+            t = 2 * math.sqrt(1 + ex - ny - uz)
+            q = ((uy - nz) / t, t / 4, (ey + nx) / t, (ez + ux) / t)
+        elif ny > uz:
+            t = 2 * math.sqrt(1 + ny - ex - uz)
+            q = ((ez - ux) / t, (ey + nx) / t, t / 4, (nz + uy) / t)
+        else:
+            t = 2 * math.sqrt(1 + uz - ex - ny)
+            q = ((nx - ey) / t, (ez + ux) / t, (nz + uy) / t, t / 4)
+        self._mv = mx * ux + my * uy + mz * uz
+        return q
 
-        x, y, z, w = Rotation.from_matrix(R).as_quat()
-        if w < 0:
-            w, x, y, z = -w, -x, -y, -z
-        self.q = [w, x, y, z]
-        if ok_mag:
-            m2 = float(m @ m)
-            mv = float(m @ up)
-            self.mref2 = m2
-            self.fref = mv * mv / m2
+    def _start(self, a, m) -> bool:
+        """TRIAD start-up with the magnetic reference (as FixedKalman._start)."""
+        q = self._triad(a, m)
+        if q is not None:
+            self.mref2 = self._nm * self._nm
+            self.fref = self._mv * self._mv
+        else:
+            self.wait += 1
+            if self.use_mag and self.wait < self.wait_n:
+                return False
+            ax, ay, az = a
+            f = (1.0, 0.0, 0.0) if abs(ay) > abs(ax) and abs(ay) > abs(az) else (0.0, 1.0, 0.0)
+            q = self._triad(a, (f[0] * 30, f[1] * 30, f[2] * 30))
+            if q is None:
+                return False
+        self.q = list(q)
         self.pa = list(a)
         self.started = True
         return True
@@ -112,6 +142,8 @@ class FloatKalman:
                 break
             out[i] = (1.0, 0.0, 0.0, 0.0)
             i += 1
+        if not self.started:
+            return out
         w, x, y, z = self.q
         bx, by, bz = self.b
         h = 0.5 * self.dt
@@ -140,6 +172,22 @@ class FloatKalman:
     def _correct(self, g, a, m) -> None:
         w, x, y, z = self.q
         ax, ay, az = a
+        if not self.gyro:
+            # accel+mag mode: low-pass towards this sample's TRIAD orientation
+            t = self._triad(a, m)
+            if t is None:
+                return
+            tw, tx, ty, tz = t
+            if w * tw + x * tx + y * ty + z * tz < 0:
+                tw, tx, ty, tz = -tw, -tx, -ty, -tz
+            k = self.kt
+            w, x, y, z = w + k * (tw - w), x + k * (tx - x), y + k * (ty - y), z + k * (tz - z)
+            n2 = w * w + x * x + y * y + z * z
+            if abs(n2 - 1.0) >= 2.0 ** -12:
+                f = (3.0 - n2) * 0.5
+                w, x, y, z = w * f, x * f, y * f, z * f
+            self.q = [w, x, y, z]
+            return
         r00 = 1 - 2 * (y * y + z * z)
         r01 = 2 * (x * y - w * z)
         r02 = 2 * (x * z + w * y)
