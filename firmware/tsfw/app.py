@@ -27,11 +27,11 @@ from tsfw import commands
 from tsfw.battery import Battery
 from tsfw.led import Led, error_pattern, ERR_SENSOR_MISSING, ERR_CONFIG
 
-from tsproto import consts as C
+import tsproto.consts as C
 from tsproto.frame import FrameWriter, cobs_decode
 from tsproto.batch import SampleBatcher
 from tsproto.decoder import decode_payload
-from tsproto import messages as M
+import tsproto.messages as M
 
 try:
     from micropython import const

@@ -9,7 +9,7 @@ it was tried and did not work (e.g. the node moved during gyro calibration, flas
 Gyro calibration answers when it finishes (the ack/nack carries the command's sequence number).
 """
 
-from tsproto import consts as C
+import tsproto.consts as C
 
 
 class CommandError(Exception):

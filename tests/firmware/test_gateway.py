@@ -29,7 +29,8 @@ from tsfw.app import App
 from tsfw.gateway import Gateway
 from tsfw.link_espnow import EspNowLink
 from tsproto.frame import FrameWriter
-from tsproto import consts as C, messages as M
+import tsproto.consts as C
+import tsproto.messages as M
 
 GW = b'\x02\x00\x00\x00\x00\x0b'
 NODE = b'\x02\x00\x00\x00\x00\x0a'

@@ -37,8 +37,8 @@ if sc.get("chip") and not sc.get("install_at"):
 clock.use(board.clock)
 
 from tsproto.frame import FrameWriter
-from tsproto import messages as M
-from tsproto import consts as C
+import tsproto.messages as M
+import tsproto.consts as C
 from tsfw.app import App
 
 app = App(config_path="/config.json")
@@ -55,6 +55,7 @@ install_at = int(sc.get("install_at", -1) * 1e6)
 alloc = sc.get("alloc")
 alloc_bytes = alloc_samples = alloc_frames = 0
 alloc_seqs = []   # [first, end) sequence numbers of the frames written by measured drains
+f0 = s0 = q0 = m0 = 0  # globals made before measuring (a new global could grow the dict)
 while board.clock.elapsed_us() < end_us:
     el = board.clock.elapsed_us()
     if stall_at >= 0 and el >= stall_at:
