@@ -162,24 +162,25 @@ def capacity(bps_sample, spm):
 WASM_CODE = r"""
 import sys, time
 from array import array
-from tsproto import SampleBatcher, FrameWriter
+from tsproto.batch import SampleBatcher
+from tsproto.frame import FrameWriter
+from pystone_mp import pystones
 try:
     import hostio
     now = hostio.now_us
 except ImportError:
     now = time.ticks_us
-raw = bytearray(open('/data/rows.bin', 'rb').read())
-data = array('h', raw)
+data = array('h', bytearray(open('/data/rows.bin', 'rb').read()))
 n = len(data) // 13
 spf = int(sys.argv[1])
-reps = int(sys.argv[2])
+rounds = int(sys.argv[2])
 s = array('h', [0] * 13)
 def copy_only(n):
     for k in range(n):
         b = k * 13
         for i in range(13):
             s[i] = data[b + i]
-def with_encode(n):
+def with_encode(n, fetch):
     enc = SampleBatcher(FrameWriter(1), spf, 5000)
     add = enc.add
     nb = 0
@@ -187,54 +188,54 @@ def with_encode(n):
         b = k * 13
         for i in range(13):
             s[i] = data[b + i]
-        if add(k * 5000, s):
+        if add(k * 5000, s) and fetch:
             nb += len(enc.frame())
     return nb
-best_c = best_e = 1 << 30
-for r in range(reps):
-    t0 = now(); copy_only(n); t1 = now(); nb = with_encode(n); t2 = now()
-    best_c = min(best_c, t1 - t0)
-    best_e = min(best_e, t2 - t1)
-from pystone_mp import pystones
-st = 0
-for r in range(3):
-    st = max(st, pystones(20000)[1])
-print(n, best_c, best_e, nb, st)
+with_encode(n // 4, True)  # warm up
+for r in range(rounds):
+    st = pystones(5000)[1]
+    t0 = now(); copy_only(n); t1 = now(); nb = with_encode(n, True); t2 = now()
+    with_encode(n, False); t3 = now()
+    st2 = pystones(5000)[1]
+    print(n, t1 - t0, t2 - t1, t3 - t2, nb, (st + st2) / 2)
 """
 
 
-def wasm_encode_cost(rows, spf, reps):
+def wasm_encode_cost(rows, spf, rounds):
+    """Per round: (n, copy_us, add+frame us, add-only us, bytes, pystones/s around it)."""
     from trackside import mpy
 
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "rows.bin"
         f.write_bytes(np.ascontiguousarray(rows, "<i2").tobytes())
         res = mpy.run(WASM_CODE, files=[(f, "/data/rows.bin"), (REPO / "tools/bench/pystone_mp.py", "/lib/pystone_mp.py")],
-                      argv=[str(spf), str(reps)], timeout=900)
-    n, c, e, nb, st = res.text.split()
-    return int(n), int(c), int(e), int(nb), float(st)
+                      argv=[str(spf), str(rounds)], timeout=1800)
+    return [tuple(float(x) for x in line.split()) for line in res.text.strip().splitlines()]
 
 
 def host_decode_speed(wire, nsamples, fast):
-    best = 1e9
-    for _ in range(3):
-        t0 = time.perf_counter()
+    """(samples per CPU second, samples per wall second), best of 5 runs."""
+    best_cpu = best_wall = 1e9
+    for _ in range(5 if fast else 2):
+        t0, c0 = time.perf_counter(), time.process_time()
         if fast:
-            from tsproto.fast import decode_samples
+            from tsproto.fast import decode
 
-            res = decode_samples(wire)
-            got = len(res.t_us)
+            got = len(decode(wire))
         else:
             dec = StreamDecoder()
             got = sum(len(m.samples) for m in dec.feed(wire) if hasattr(m, "samples"))
-        best = min(best, time.perf_counter() - t0)
-    assert got == nsamples, (got, nsamples)
-    return nsamples / best
+        best_cpu = min(best_cpu, time.process_time() - c0)
+        best_wall = min(best_wall, time.perf_counter() - t0)
+        assert got == nsamples, (got, nsamples)
+    return nsamples / best_cpu, nsamples / best_wall
 
 
-def fuzz(nframes, seed=1):
+def fuzz(nframes, seed=1, fast=False):
     """Corrupt a stream of nframes frames (bit flips, inserted garbage, deletions, cut frames)
     and decode it in random chunks: returns (exceptions, frames in, good frames out, stats)."""
+    from tsproto.fast import FastDecoder
+
     rnd = random.Random(seed)
     rows = np.array([[rnd.randint(-3000, 3000) for _ in range(13)] for _ in range(64)], np.int16)
     base_frames = []
@@ -246,7 +247,7 @@ def fuzz(nframes, seed=1):
     w = FrameWriter(3)
     base_frames += [w.hello(0, 200, 8, 2000, 4912, 1, 1, "1", "x"), w.status(0, 1, 2, 3, 4, 5, 6, 7),
                     w.log(0, 20, "hi"), w.command(0, 3, (200,))[0], w.timesync_reply(0, 1, 2, 3, 4)]
-    dec = StreamDecoder()
+    dec = FastDecoder() if fast else StreamDecoder()
     exceptions = 0
     sent = 0
     out = 0
@@ -254,7 +255,7 @@ def fuzz(nframes, seed=1):
     t0 = time.perf_counter()
     while sent < nframes:
         buf = bytearray()
-        for _ in range(200):
+        for _ in range(2000 if fast else 200):
             f = bytearray(rnd.choice(base_frames))
             op = rnd.random()
             if op < 0.15:
@@ -273,9 +274,10 @@ def fuzz(nframes, seed=1):
             sent += 1
         k = 0
         while k < len(buf):
-            c = rnd.randrange(1, 600)
+            c = rnd.randrange(1, 30000 if fast else 600)  # numpy pays per call: bigger chunks
             try:
-                out += len(dec.feed(bytes(buf[k : k + c])))
+                r = dec.feed(bytes(buf[k : k + c]))
+                out += len(r.frame_n) + len(r.messages) if fast else len(r)
             except Exception:  # the point of the run: this must never happen
                 exceptions += 1
             k += c
@@ -350,34 +352,41 @@ def main(argv=None):
         n_sub += len(rows)
         if n_sub >= 60000:
             break
-    sp = host_decode_speed(wire[:cut], n_sub, fast=False)
-    print(f"StreamDecoder (pure Python, reference; also the gateway's): {sp:,.0f} samples/s ({n_sub} samples)")
-    try:
-        import tsproto.fast  # noqa: F401
-
-        spf_ = host_decode_speed(wire, nsamp, fast=True)
-        print(f"tsproto.fast.decode (numpy, one core): {spf_:,.0f} samples/s "
-              f"({len(wire) / 1e6:.1f} MB, {nsamp} samples from {len(sets)} streams)")
-    except ImportError:
-        print("tsproto.fast not available")
+    cpu, wall = host_decode_speed(wire[:cut], n_sub, fast=False)
+    print(f"StreamDecoder (pure Python reference, also runs on the gateway): {cpu:,.0f} samples/s per CPU "
+          f"second ({wall:,.0f}/s wall; {n_sub} samples)")
+    cpu, wall = host_decode_speed(wire, nsamp, fast=True)
+    print(f"tsproto.fast.decode (numpy, one core): {cpu:,.0f} samples/s per CPU second ({wall:,.0f}/s wall; "
+          f"{len(wire) / 1e6:.1f} MB, {nsamp} samples from {len(sets)} streams)")
+    print(f"  (machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores during this run)")
 
     if not args.no_wasm:
         print("\n== encode cost on the node: MicroPython 1.27 (wasm), pystone in the same run ==")
         rows = sets.get("broad/06") if "broad/06" in sets else next(iter(sets.values()))
-        rows = rows[: 3000 if args.quick else 12000]
+        rows = rows[: 3000 if args.quick else 10000]
         for spf in (16, 255):
-            n, c, e, nb, st = wasm_encode_cost(rows, spf, 3 if args.quick else 5)
-            per = (e - c) / n
-            esp = per * st / 1802
-            print(f"spf={spf:3d}: add()+frame() {per:.2f} us/sample wasm (loop feeding s: {c / n:.2f} us), "
-                  f"pystone {st:,.0f}/s here -> ESP32 estimate {esp:.0f} us/sample ({esp * 200 / 1e4:.1f}% CPU at 200 Hz), "
-                  f"{nb / n:.2f} B/sample")
+            rounds = wasm_encode_cost(rows, spf, 3 if args.quick else 7)
+            enc = []
+            add_only = []
+            esp = []
+            for n, c, e, a, nb, st in rounds:
+                enc.append((e - c) / n)
+                add_only.append((a - c) / n)
+                esp.append((e - c) / n * st / 1802)
+            med = lambda v: float(np.median(v))  # noqa: E731
+            st_med = med([r[5] for r in rounds])
+            print(f"spf={spf:3d}: add()+frame() {med(enc):.2f} us/sample wasm (add() alone {med(add_only):.2f}; "
+                  f"median of {len(rounds)} rounds, pystone {st_med:,.0f}/s around them; at the quiet-machine "
+                  f"~51,000 pystones/s that is {med(enc) * st_med / 51000:.1f} us) -> ESP32 estimate "
+                  f"{med(esp):.0f} us/sample = {med(esp) * FS / 1e4:.1f}% CPU at 200 Hz; {rounds[0][4] / rounds[0][0]:.2f} B/sample")
 
     if args.fuzz:
-        print(f"\n== fuzz: {args.fuzz:,} frames, 40% corrupted, random chunking ==")
-        exc, sent, out, intact, stats, dt = fuzz(args.fuzz)
-        print(f"exceptions: {exc}; frames sent {sent:,} (intact {intact:,}), messages out {out:,}; "
-              f"{dt:.0f} s; counters {stats}")
+        for fast, n in ((True, args.fuzz), (False, max(args.fuzz // 10, 1000))):
+            name = "tsproto.fast.FastDecoder" if fast else "StreamDecoder"
+            print(f"\n== fuzz {name}: {n:,} frames, 40% corrupted, random chunking ==")
+            exc, sent, out, intact, stats, dt = fuzz(n, fast=fast)
+            print(f"exceptions: {exc}; frames sent {sent:,} (intact {intact:,}), messages out {out:,}; "
+                  f"{dt:.0f} s; counters {stats}")
     return 0
 
 
