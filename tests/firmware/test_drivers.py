@@ -366,3 +366,27 @@ def test_mpu_without_magnetometer_still_samples(runs):
     exp = motion.expected_output(rows[idx], "mpu9250", ACC_G, GYRO_DPS)
     np.testing.assert_array_equal(data[:, :6], exp[:, :6])
     assert not data[:, 6:].any()
+
+
+def test_virtual_node_from_board_json(tmp_path):
+    """Unmodified firmware on a virtual node: /board.json alone sets up chips and clock."""
+    rows = motion.chip_stream(motion.static(2.0, 100.0), "lsm303agr")
+    stream = motion.write_stream(tmp_path / "l.tsms", rows, 100.0)
+    cfg = tmp_path / "board.json"
+    cfg.write_text(json.dumps({"start_us": 5000, "i2c": {"0": [
+        {"chip": "lsm303agr", "stream": "/data/l.tsms", "odr_error_ppm": -1000}]}}))
+    code = (
+        "import machine\n"
+        "from array import array\n"
+        "from tsfw import clock, drivers\n"
+        "imu = drivers.detect(machine.I2C(0), rate_hz=100)\n"
+        "out = array('h', bytes(2 * 9 * 32))\n"
+        "clock.sleep_us(200000)\n"          # virtual time: the firmware's own sleep
+        "n = imu.fifo_read(out, 32)\n"
+        "import json\n"
+        "print(json.dumps([imu.chip, n, list(out[:9]), clock.ticks_us()]))\n")
+    res = mpy.run(code, libs=virtual.board_libs(), files=[(stream, "/data/l.tsms"), (cfg, "/board.json")])
+    chip, n, first, now = json.loads(res.text)
+    assert chip == "LSM303AGR" and 19 <= n <= 21      # 200 ms at 100 Hz (0.1 % slow)
+    assert first == [0, 0, 4000, 0, 0, 0] + list(rows[0, 6:9])  # flat, +-8 g: 4000 LSB/g
+    assert now > 205000                                # started at 5 ms, slept 200 ms

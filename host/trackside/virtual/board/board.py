@@ -326,6 +326,29 @@ def load(path):
     return made
 
 
+_autoloaded = [False]
+
+
+def autoload(path="/board.json"):
+    """Load ``path`` once if it exists (``import machine`` calls this), and point the firmware's
+    clock (``tsfw.clock``) at the board clock, so unmodified firmware runs on a virtual node.
+    Returns True when a configuration was loaded."""
+    if _autoloaded[0]:
+        return False
+    _autoloaded[0] = True
+    try:
+        open(path).close()
+    except OSError:
+        return False
+    load(path)
+    try:
+        from tsfw import clock as fw_clock
+        fw_clock.use(clock)
+    except ImportError:
+        pass
+    return True
+
+
 def make_chip(name, **kw):
     """A chip model by name (see ``load``)."""
     name = name.lower()

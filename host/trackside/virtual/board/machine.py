@@ -4,13 +4,15 @@ Follows MicroPython's ESP32 ``machine`` API for what the firmware uses: ``I2C``/
 (routed to chip models on the simulated buses of ``board``), ``Pin``, ``ADC`` (value from
 ``board.set_adc``), ``Timer`` (soft timers run by ``board.clock``), ``freq``, ``unique_id``,
 ``reset``/``soft_reset``/``deepsleep`` (raise ``board.Reset``), ``lightsleep``/``idle``
-(advance virtual time) and ``disable_irq``/``enable_irq``. I2C errors surface as on the device:
+(advance virtual time) and ``disable_irq``/``enable_irq``. On import, ``/board.json`` (if present)
+configures the simulated board and the firmware clock (``board.autoload``). I2C errors surface as on the device:
 ``OSError(ENODEV)`` when nobody ACKs the address, ``OSError(ETIMEDOUT)`` on injected timeouts.
 """
 
 import board
 
 _I2C_IDS = (0, 1)
+board.autoload()  # a virtual node: /board.json describes the chips (see board.load)
 
 
 def _check_addr(addr):
