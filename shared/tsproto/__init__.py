@@ -35,13 +35,17 @@ _WHERE = {
 
 if sys.implementation.name == "micropython":
 
+    _SUBMODULES = ("consts", "frame", "messages", "batch", "decoder")
+
     def __getattr__(name):
-        mod = _WHERE.get(name, "consts")
-        m = __import__("tsproto." + mod, None, None, (name,))
-        try:
-            v = getattr(m, name)
-        except AttributeError:
-            raise AttributeError("tsproto has no " + name)
+        if name in _SUBMODULES:  # `from tsproto import consts`
+            v = __import__("tsproto." + name, None, None, ("VERSION",))
+        else:
+            m = __import__("tsproto." + _WHERE.get(name, "consts"), None, None, (name,))
+            try:
+                v = getattr(m, name)
+            except AttributeError:
+                raise AttributeError("tsproto has no " + name)
         globals()[name] = v
         return v
 

@@ -211,3 +211,19 @@ def test_every_module_compiles_with_mpy_cross(tmp_path, march):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0, (src.name, proc.stderr)
         assert out.stat().st_size > 0
+
+
+def test_lazy_package_namespace_on_micropython():
+    code = """
+from tsproto import consts
+from tsproto import batch, frame
+import tsproto.messages as M
+import tsproto
+print(consts.T_HELLO, batch.SampleBatcher.__name__, M.Hello.__name__, tsproto.T_LOG,
+      tsproto.StreamDecoder.__name__, tsproto.FrameWriter is frame.FrameWriter)
+try:
+    tsproto.nonexistent
+except AttributeError:
+    print('AttributeError')
+"""
+    assert _run(code).text.split() == ["1", "SampleBatcher", "Hello", "8", "StreamDecoder", "True", "AttributeError"]
