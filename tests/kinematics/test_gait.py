@@ -48,6 +48,8 @@ def test_session_gait_meets_targets(preset, noise):
         assert abs(st["flight_s"] - tr["flight_s"]) <= 0.010
         assert st["step_length_m"] == pytest.approx(tr["step_length_m"], rel=0.03)
         assert st["step_freq_hz"] == pytest.approx(tr["step_freq_hz"], rel=0.01)
+        if not noise:  # the two-track geometry is exact too while sensor errors have not accumulated
+            assert st["step_length_tracks_m"] == pytest.approx(tr["step_length_m"], rel=0.03)
     if preset == "asym":
         # left contacts are 15 % longer than right ones
         assert res["asymmetry_pct"]["contact_s"] == pytest.approx(15.0, abs=2.0)

@@ -20,8 +20,11 @@ time and length; step figures for one foot assume symmetric steps (step = stride
 step frequency = 2 / stride time, flight = stride time / 2 - contact). With both feet
 (:func:`gait_session`) steps are measured between contralateral contacts: step time,
 frequency (1 / step time), flight time (previous toe-off to this touchdown), step length
-(footprint distance along the direction of travel; the two tracks start side by side at the
-initial standing pose) and left/right asymmetry as the symmetry index
+(``step_length_m``: the foot's own stride length split in the ratio of the mid-stance times,
+i.e. footprints under a steadily moving body at mid-stance; drift-free because it uses one
+track only; ``step_length_tracks_m``: the footprint distance between the two foot tracks
+along the direction of travel, anchored at the initial standing pose, exact in principle but
+the two tracks' independent errors accumulate into it over a session) and left/right asymmetry as the symmetry index
 100 * (L - R) / ((L + R) / 2) of the side means. The pelvis path is the stride-averaged
 midpoint of the two foot tracks.
 
@@ -132,6 +135,19 @@ def _edge(dev: np.ndarray, k: int, fs: float, rising: bool) -> float:
     return (k + 1 - min(max(frac, 0.0), 1.0)) / fs
 
 
+def _heading_align(q: np.ndarray, m_sensor: np.ndarray, m_ref: np.ndarray, tol: float = 0.1) -> np.ndarray:
+    """Remove heading drift: turn q about the vertical so the stance's field matches the
+    reference field's horizontal direction. Skipped when the field looks disturbed (norm or
+    vertical component off by more than ``tol`` of the reference norm)."""
+    m_e = rotate(q, m_sensor)
+    nr = np.linalg.norm(m_ref)
+    if abs(np.linalg.norm(m_e) - nr) > tol * nr or abs(m_e[2] - m_ref[2]) > tol * nr:
+        return q
+    err = np.arctan2(m_e[1], m_e[0]) - np.arctan2(m_ref[1], m_ref[0])
+    c = Rotation.from_rotvec([0.0, 0.0, -err])
+    return from_rot(c * Rotation.from_quat(q[[1, 2, 3, 0]]))
+
+
 def _tilt_align(q: np.ndarray, f_sensor: np.ndarray) -> np.ndarray:
     """Rotate q (sensor-to-earth) minimally so the measured specific force points up."""
     f_e = rotate(q, f_sensor)
@@ -144,20 +160,22 @@ def _tilt_align(q: np.ndarray, f_sensor: np.ndarray) -> np.ndarray:
     return from_rot(corr * Rotation.from_quat(q[[1, 2, 3, 0]]))
 
 
-def foot_track(gyr, acc, fs, mag=None, **stance_kw) -> FootTrack:
-    """Strapdown integration with zero-velocity updates for one foot (see module docstring)."""
-    gyr, acc, fs, mag = _check_imu(gyr, acc, fs, mag)
+def _inner(c) -> slice:
+    """Samples well inside a contact (edges may still carry a little motion)."""
+    a, b = c[2], c[3]
+    m = min(2, (b - a) // 4)
+    return slice(a + m, b - m)
+
+
+def _attitude(gyr, acc, mag, contacts, dt) -> np.ndarray:
+    """Gyro strapdown attitude with tilt (and magnetic heading) resets at each contact start."""
     n = len(gyr)
-    dt = 1.0 / fs
-    still, contacts = detect_stance(gyr, acc, fs, **stance_kw)
-    if not contacts:
-        raise ValueError("no stance phase detected: is this a foot-mounted sensor at rest at some point?")
-    a0, b0 = contacts[0][2], contacts[0][3]
-    f0 = acc[a0:b0].mean(axis=0)
+    first = _inner(contacts[0])
+    f0 = acc[first].mean(axis=0)
     # initial attitude: gravity; heading from the magnetometer if there is one
     z_s = f0 / np.linalg.norm(f0)
     if mag is not None:
-        m0 = mag[a0:b0].mean(axis=0)
+        m0 = mag[first].mean(axis=0)
         e_s = np.cross(m0, z_s)
         e_s /= np.linalg.norm(e_s)
         n_s = np.cross(z_s, e_s)
@@ -171,15 +189,18 @@ def foot_track(gyr, acc, fs, mag=None, **stance_kw) -> FootTrack:
         r0 = Rotation.from_matrix(np.vstack([x_h, np.cross(z_s, x_h), z_s]))
     q = np.empty((n, 4))
     q[0] = from_rot(r0)
-    # integrate with the mid-point rate; reset tilt at the first sample of every stance
     stance_start = np.zeros(n, bool)
     for c in contacts:
         stance_start[c[2]] = True
-    contact_mean_f = {c[2]: acc[c[2]:c[3]].mean(axis=0) for c in contacts}
+    mean_f = {c[2]: acc[_inner(c)].mean(axis=0) for c in contacts}
+    mag_ref = None
+    if mag is not None:
+        # the earth-frame field seen in the first stance is the reference for later stances
+        mean_m = {c[2]: mag[_inner(c)].mean(axis=0) for c in contacts}
+        mag_ref = rotate(q[0], mag[first].mean(axis=0))
     if stance_start[0]:
-        q[0] = _tilt_align(q[0], contact_mean_f[0])
-    w_mid = 0.5 * (gyr[1:] + gyr[:-1]) * dt
-    inc = from_rot(Rotation.from_rotvec(w_mid))
+        q[0] = _tilt_align(q[0], mean_f[0])
+    inc = from_rot(Rotation.from_rotvec(0.5 * (gyr[1:] + gyr[:-1]) * dt))
     for k in range(1, n):
         a, b = q[k - 1], inc[k - 1]
         qk = np.array([
@@ -190,14 +211,32 @@ def foot_track(gyr, acc, fs, mag=None, **stance_kw) -> FootTrack:
         ])
         qk /= np.sqrt(qk @ qk)
         if stance_start[k]:
-            qk = _tilt_align(qk, contact_mean_f[k])
+            qk = _tilt_align(qk, mean_f[k])
+            if mag_ref is not None:
+                qk = _heading_align(qk, mean_m[k], mag_ref)
         q[k] = qk
+    return q
+
+
+def foot_track(gyr, acc, fs, mag=None, **stance_kw) -> FootTrack:
+    """Strapdown integration with zero-velocity updates for one foot (see module docstring)."""
+    gyr, acc, fs, mag = _check_imu(gyr, acc, fs, mag)
+    n = len(gyr)
+    dt = 1.0 / fs
+    still, contacts = detect_stance(gyr, acc, fs, **stance_kw)
+    if not contacts:
+        raise ValueError("no stance phase detected: is this a foot-mounted sensor at rest at some point?")
+    q = _attitude(gyr, acc, mag, contacts, dt)
     a_e = rotate(q, acc)
     a_e[:, 2] -= GRAVITY
-    # second pass: stance from the gravity-free acceleration vector (first-order in motion)
+    # second pass: stance from the gravity-free acceleration vector (first-order in motion),
+    # then the attitude again with corrections from those (tighter) stance intervals
     still2, contacts2 = detect_stance(gyr, acc, fs, acc_dev=np.linalg.norm(a_e, axis=1), **stance_kw)
     if contacts2:
         still, contacts = still2, contacts2
+        q = _attitude(gyr, acc, mag, contacts, dt)
+    a_e = rotate(q, acc)
+    a_e[:, 2] -= GRAVITY
     vel = np.zeros((n, 3))
     vel[1:] = np.cumsum(0.5 * (a_e[1:] + a_e[:-1]) * dt, axis=0)
     # ZUPT: zero in stance; remove the velocity error linearly over each swing
@@ -293,21 +332,32 @@ def gait_session(left: dict, right: dict, fs: float, min_stride_m: float = 0.3, 
         direction = _direction(fp[keep])
         # both tracks start at the standing pose, side by side: along-track origin = first footprint
         along = _along_track(fp - fp[0], direction)
+        kept = set(keep)
         for i in keep:
+            stride = float(np.linalg.norm(fp[i, :2] - fp[i - 1, :2])) if i - 1 in kept else None
             events.append({"side": side, "touchdown_s": tr.contacts[i][0], "toeoff_s": tr.contacts[i][1],
-                           "along_m": float(along[i])})
+                           "along_m": float(along[i]), "stride_m": stride})
     events.sort(key=lambda e: e["touchdown_s"])
+    for e in events:
+        e["mid_s"] = 0.5 * (e["touchdown_s"] + e["toeoff_s"])
     steps = []
-    for prev, e in zip(events[:-1], events[1:]):
+    for k in range(1, len(events)):
+        prev, e = events[k - 1], events[k]
         row = {"side": e["side"], "touchdown_s": e["touchdown_s"], "toeoff_s": e["toeoff_s"],
                "contact_s": e["toeoff_s"] - e["touchdown_s"], "step_time_s": None, "step_freq_hz": None,
-               "flight_s": None, "step_length_m": None}
+               "flight_s": None, "step_length_m": None, "step_length_tracks_m": None}
         if prev["side"] != e["side"]:
             st = e["touchdown_s"] - prev["touchdown_s"]
             row.update(step_time_s=st, step_freq_hz=1.0 / st, flight_s=e["touchdown_s"] - prev["toeoff_s"],
-                       step_length_m=e["along_m"] - prev["along_m"])
+                       step_length_tracks_m=e["along_m"] - prev["along_m"])
+            # drift-free step length: this foot's stride split by the mid-stance timing
+            # (footprints lie under the body at mid-stance, the body moving steadily)
+            if k >= 2 and events[k - 2]["side"] == e["side"] and e["stride_m"] is not None:
+                span = e["mid_s"] - events[k - 2]["mid_s"]
+                if span > 0:
+                    row["step_length_m"] = e["stride_m"] * (e["mid_s"] - prev["mid_s"]) / span
         steps.append(row)
-    keys = ("contact_s", "flight_s", "step_length_m", "step_freq_hz", "step_time_s")
+    keys = ("contact_s", "flight_s", "step_length_m", "step_freq_hz", "step_time_s", "step_length_tracks_m")
     by_side = {s: {k: _summary([r[k] for r in steps if r["side"] == s]) for k in keys} for s in ("left", "right")}
     asym = {}
     for k in keys:
@@ -319,7 +369,9 @@ def gait_session(left: dict, right: dict, fs: float, min_stride_m: float = 0.3, 
         "summary": {k: _summary([r[k] for r in steps]) for k in keys},
         "by_side": by_side, "asymmetry_pct": asym,
         "pelvis_path_m": {"time_s": pel["time_s"].tolist(), "xy": pel["xy"].round(4).tolist()},
-        "method": "ZUPT strapdown on both feet; steps between contralateral contacts; "
+        "method": "ZUPT strapdown on both feet; steps between contralateral contacts; step_length_m = the "
+                  "foot's stride split by mid-stance timing (drift-free); step_length_tracks_m = footprint "
+                  "distance between the two foot tracks (exact, but drifts with sensor errors over a session); "
                   "asymmetry = 100 (L - R) / mean(L, R)",
     }
 
