@@ -158,7 +158,8 @@ class LSM303AGR(ImuDriver):
     def _read_mag(self):
         b = self._r8
         try:
-            self._read_at(MAG_ADDR, _STATUS_REG_M, b)  # status + OUTX_L..OUTZ_H (auto-increment)
+            # status + OUTX_L..OUTZ_H; SUB(7) set for a multi-byte read, as ST's drivers do
+            self._read_at(MAG_ADDR, _STATUS_REG_M | _AUTO_INC, b)
         except OSError:
             self.mag_errors += 1  # keep the last field; the accel data still count
             return
