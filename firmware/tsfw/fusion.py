@@ -49,6 +49,7 @@ _ONE = const(16384)        # 1.0 in Q14
 _HALF = const(8192)
 _MAXU = const(8191)        # largest accepted mag component, mag units (keeps squares < 2**28)
 _LIM = const(1 << 30)
+_BMAX = const(2048)        # largest gyro bias magnitude accepted, counts
 
 
 def _isqrt(n, x):
@@ -93,14 +94,29 @@ class FixedKalman:
             tau_lp = 3.0 if gyro else 0.2
         if tau_mag <= 0:
             tau_mag = 9.0 if gyro else 0.2
-        T = decim / rate_hz
-        ka = T / tau_acc
-        self.gyro = gyro
-        self.N = decim
         # gyro: dq(Q14) = q(Q14) * w(counts) / D,  D = 2 * rate * counts per rad/s
         self.D = _rnd(2.0 * rate_hz * gyr_lsb_dps * 57.29577951308232) if gyro else 1
         if gyro and not (1000 <= self.D < (1 << 24)):
             raise ValueError("rate_hz * gyr_lsb_dps out of the supported range")
+        if gyro:
+            # First-order strapdown lengthens q by sqrt(1 + h^2) per sample (h: half-angle).
+            # With |w| <= sqrt(3) (32768 + _BMAX) the products |q| |w| + D must stay < 2**30
+            # until the next renormalisation: that caps the block length N.
+            wmax = 1.7320508 * (32768 + _BMAX)
+            grow = (1.0 + (wmax / self.D) ** 2) ** 0.5
+            room = (_LIM - 1 - self.D) / (16384 * 1.003 * wmax)  # 1.003: correction + rounding
+            if room < 1.0:
+                raise ValueError("sample rate too low for this gyro range (first-order strapdown)")
+            nmax = 1
+            g = grow
+            while nmax < decim and g <= room:
+                nmax += 1
+                g *= grow
+            decim = nmax
+        T = decim / rate_hz
+        ka = T / tau_acc
+        self.gyro = gyro
+        self.N = decim
         self.KLP = _rnd(T / tau_lp * _ONE)
         self.KAL = _rnd(ka * _ONE)
         # hx(Q14) = ly(Q2 counts) * ka * 2048 / acc_lsb_g; shift SA keeps |ly| KACC < 2**30
@@ -351,6 +367,15 @@ class FixedKalman:
                 z = (z * f + _HALF) >> 14
             self.w = w; self.x = x; self.y = y; self.z = z
             return
+        # first-order renormalisation of the strapdown growth, before R is formed (keeps
+        # |R| <= 1 for R a < 2**30); skipped while the norm is within 2**-12 (rounding noise)
+        n2 = w * w + x * x + y * y + z * z
+        if not (268369920 < n2 < 268500992):
+            f = (805306368 - n2 + 16384) >> 15  # (3 - |q|^2) / 2 in Q14
+            w = (w * f + _HALF) >> 14
+            x = (x * f + _HALF) >> 14
+            y = (y * f + _HALF) >> 14
+            z = (z * f + _HALF) >> 14
         # rotation matrix (sensor -> earth), Q14
         r00 = _ONE - ((y * y + z * z + 4096) >> 13)
         r01 = (x * y - w * z + 4096) >> 13
@@ -386,6 +411,9 @@ class FixedKalman:
                     by += (t - by + sh) >> sh
                     t = ((self.sgz << 8) // rn) + (((bz + 128) >> 8) << 8)
                     bz += (t - bz + sh) >> sh
+                    bx = min(max(bx, -_BMAX << 8), _BMAX << 8)
+                    by = min(max(by, -_BMAX << 8), _BMAX << 8)
+                    bz = min(max(bz, -_BMAX << 8), _BMAX << 8)
                     self.bx = bx; self.by = by; self.bz = bz
                     self.nwin += 1
                     self.rest = 0
@@ -476,14 +504,6 @@ class FixedKalman:
         self.c2 = t2 - (e2 << 14)
         self.c3 = t3 - (e3 << 14)
         w += e0; x += e1; y += e2; z += e3
-        # first-order renormalisation, only when the norm has drifted (saves rounding noise)
-        n2 = w * w + x * x + y * y + z * z
-        if not (268369920 < n2 < 268500992):  # |q|^2 outside 2**28 (1 -+ 2**-12)
-            f = (805306368 - n2 + 16384) >> 15  # (3 - |q|^2) / 2 in Q14
-            w = (w * f + _HALF) >> 14
-            x = (x * f + _HALF) >> 14
-            y = (y * f + _HALF) >> 14
-            z = (z * f + _HALF) >> 14
         self.w = w; self.x = x; self.y = y; self.z = z
 
 

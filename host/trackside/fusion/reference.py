@@ -188,6 +188,11 @@ class FloatKalman:
                 w, x, y, z = w * f, x * f, y * f, z * f
             self.q = [w, x, y, z]
             return
+        # first-order renormalisation of the strapdown growth, before R is formed
+        n2 = w * w + x * x + y * y + z * z
+        if abs(n2 - 1.0) >= 2.0 ** -12:
+            f = (3.0 - n2) * 0.5
+            w, x, y, z = w * f, x * f, y * f, z * f
         r00 = 1 - 2 * (y * y + z * z)
         r01 = 2 * (x * y - w * z)
         r02 = 2 * (x * z + w * y)
@@ -264,13 +269,9 @@ class FloatKalman:
                     self.nrej += 1
             else:
                 self.nrej += 1
-        # -- apply the earth-frame correction q <- [1, hx, hy, hz] (x) q; renormalise --
+        # -- apply the earth-frame correction q <- [1, hx, hy, hz] (x) q --
         w, x, y, z = (w - hx * x - hy * y - hz * z, x + hx * w + hy * z - hz * y,
                       y + hy * w + hz * x - hx * z, z + hz * w + hx * y - hy * x)
-        n2 = w * w + x * x + y * y + z * z
-        if abs(n2 - 1.0) >= 2.0 ** -12:
-            f = (3.0 - n2) * 0.5
-            w, x, y, z = w * f, x * f, y * f, z * f
         self.q = [w, x, y, z]
 
 
@@ -283,6 +284,12 @@ def run_reference(rec: Recording, chip: str = "mpu9250", **params) -> np.ndarray
     from trackside.fusion.quantize import get_chip
 
     c = get_chip(chip)
+    if not params.get("decim"):
+        # the block length the fixed filter uses for this chip and rate (capped by its
+        # strapdown overflow bound), so both correct on the same samples
+        from trackside.fusion.device import make_filter
+
+        params["decim"] = make_filter(rec.fs, c).N
     f = FloatKalman(rec.fs, gyro=c.gyr_lsb_dps > 0, mag_max_ut=8191 * c.mag_ut_lsb / (1 << _mag_shift(c.mag_ut_lsb)),
                     **params)
     q = f.run(rec.gyr, rec.acc, rec.mag)
