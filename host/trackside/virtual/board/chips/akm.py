@@ -30,6 +30,22 @@ class _AKM(Sampler):
         self.hofl = 0
         self.mode = 0
         self.reads = 0   # completed read cycles (ST2 reads)
+        self._img = bytearray(8)  # registers from the first data register (HXL) on, cached
+
+    def _refresh(self):
+        """Re-render the cached data-window image (after a measurement or a mode change)."""
+        img = self._img
+        r = self._data_reg
+        for i in range(8):
+            img[i] = self._peek(r + i)
+
+    def _rd(self, reg):
+        v = self._peek(reg)
+        if reg == self._st2_reg:  # reading ST2 ends the read cycle
+            self.drdy = 0
+            self.dor = 0
+            self.reads += 1
+        return v
 
     def acks(self):
         return self.owner is None or self.owner.aux_bypass()
@@ -57,6 +73,7 @@ class _AKM(Sampler):
         if self.drdy:
             self.dor = 1
         self.drdy = 1
+        self._refresh()
 
     def _sample(self):
         self._measure()
@@ -70,6 +87,7 @@ class _AKM(Sampler):
         if mode == 0x01:  # single measurement: data ready "immediately" (7.2 ms on the chip)
             self._measure()
             self.mode = 0
+        self._refresh()
 
     def read_into(self, reg, buf):
         for i in range(len(buf)):
@@ -82,6 +100,13 @@ class _AKM(Sampler):
     def master_read(self, t, reg, out, off, n):
         """The IMU's I2C master reads ``n`` registers at virtual time ``t`` into ``out[off:]``."""
         self.sync(t)
+        if reg == self._data_reg and n <= 8:  # the usual window: from the cached image
+            img = self._img
+            for i in range(n):
+                out[off + i] = img[i]
+            if self._st2_reg - reg < n:
+                self._rd(self._st2_reg)
+            return
         for i in range(n):
             out[off + i] = self._rd(reg + i)
 
@@ -102,8 +127,11 @@ class AK8963(_AKM):
         self.asa = tuple(asa)
         self.bit16 = 0
         self._limit = 32760
+        self._data_reg = 0x03
+        self._st2_reg = 0x09
+        self._refresh()
 
-    def _rd(self, reg):
+    def _peek(self, reg):
         if reg == 0x00:
             return 0x48
         if reg == 0x01:
@@ -116,11 +144,7 @@ class AK8963(_AKM):
                 v >>= 2  # 14-bit output: 0.6 uT/LSB
             return ((v >> 8) & 0xFF) if (reg & 1) == 0 else (v & 0xFF)  # HXL at 0x03
         if reg == 0x09:
-            v = (self.hofl << 3) | (self.bit16 << 4)
-            self.drdy = 0
-            self.dor = 0
-            self.reads += 1
-            return v
+            return (self.hofl << 3) | (self.bit16 << 4)
         if reg == 0x0A:
             return self.mode | (self.bit16 << 4)
         if 0x10 <= reg <= 0x12:
@@ -142,6 +166,7 @@ class AK8963(_AKM):
             self.bit16 = 0
             self.drdy = self.dor = 0
             self._set_mode(0, _AK8963_ODR)
+        self._refresh()
 
 
 class AK09916(_AKM):
@@ -150,8 +175,11 @@ class AK09916(_AKM):
     def __init__(self, owner=None, stream=None, odr_error_ppm=0, field=(100, -200, 300)):
         _AKM.__init__(self, owner, stream, odr_error_ppm, field)
         self._limit = 32752
+        self._data_reg = 0x11
+        self._st2_reg = 0x18
+        self._refresh()
 
-    def _rd(self, reg):
+    def _peek(self, reg):
         if reg == 0x00:
             return 0x48
         if reg == 0x01:
@@ -165,9 +193,6 @@ class AK09916(_AKM):
         if reg == 0x17:
             return 0  # TMPS (dummy)
         if reg == 0x18:
-            self.drdy = 0
-            self.dor = 0
-            self.reads += 1
             return self.hofl << 3
         if reg == 0x31:
             return self.mode
@@ -179,3 +204,4 @@ class AK09916(_AKM):
         elif reg == 0x32 and v & 1:
             self.drdy = self.dor = 0
             self._set_mode(0, _AK09916_ODR)
+        self._refresh()

@@ -180,6 +180,20 @@ class Fifo:
         self.n += 1
         return True
 
+    def push_from(self, src, n):
+        """Append ``src[0:n]`` (the caller checked there is room)."""
+        b = self.buf
+        cap = self.cap
+        i = self.head + self.n
+        if i >= cap:
+            i -= cap
+        for j in range(n):
+            b[i] = src[j]
+            i += 1
+            if i == cap:
+                i = 0
+        self.n += n
+
     def pop(self):
         """Oldest byte, or 0xFF when empty (what the chips return)."""
         if self.n == 0:

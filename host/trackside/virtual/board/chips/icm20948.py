@@ -24,6 +24,13 @@ _FIFO_SIZE = 512
 _TEMP_25C = 1335
 
 
+def _put16(buf, j, v):
+    """Big-endian int16 at buf[j]; returns the next index."""
+    buf[j] = (v >> 8) & 0xFF
+    buf[j + 1] = v & 0xFF
+    return j + 2
+
+
 class ICM20948(Sampler):
     """ICM-20948 on the simulated bus (``devices()`` gives it and its AK09916)."""
 
@@ -37,6 +44,7 @@ class ICM20948(Sampler):
         self._cursor = Cursor(stream) if stream is not None else None
         self.banks = [bytearray(128) for _ in range(4)]
         self.ext = bytearray(24)
+        self._pk = bytearray(64)  # one FIFO packet being assembled
         self.fifo = Fifo(_FIFO_SIZE)
         self._init_sampler(odr_error_ppm)
         self._cap_samples = _FIFO_SIZE // 2  # smallest packet: one 16-bit value
@@ -159,26 +167,26 @@ class ICM20948(Sampler):
                 self.fifo_dropped += 1
                 return
             f.drop(f.n + pkt - f.cap)
+        pk = self._pk
+        j = 0
         if fe2 & 0x10:
-            self._push16(self.ax)
-            self._push16(self.ay)
-            self._push16(self.az)
+            j = _put16(pk, j, self.ax)
+            j = _put16(pk, j, self.ay)
+            j = _put16(pk, j, self.az)
         if fe2 & 0x02:
-            self._push16(self.gx)
+            j = _put16(pk, j, self.gx)
         if fe2 & 0x04:
-            self._push16(self.gy)
+            j = _put16(pk, j, self.gy)
         if fe2 & 0x08:
-            self._push16(self.gz)
+            j = _put16(pk, j, self.gz)
         if fe2 & 0x01:
-            self._push16(_TEMP_25C)
+            j = _put16(pk, j, _TEMP_25C)
         if fe1 & 0x01:
             e = self.ext
             for i in range(n_ext):
-                f.push(e[i])
+                pk[j + i] = e[i]
+        f.push_from(pk, pkt)
 
-    def _push16(self, v):
-        self.fifo.push((v >> 8) & 0xFF)
-        self.fifo.push(v & 0xFF)
 
     # -- bus access ----------------------------------------------------------------------------
     def read_into(self, reg, buf):

@@ -25,6 +25,13 @@ _FIFO_SIZE = 512
 _TEMP_25C = 1335  # (25 - 21) * 333.87
 
 
+def _put16(buf, j, v):
+    """Big-endian int16 at buf[j]; returns the next index."""
+    buf[j] = (v >> 8) & 0xFF
+    buf[j + 1] = v & 0xFF
+    return j + 2
+
+
 class MPU9250(Sampler):
     """MPU-9250 family chip on the simulated bus (``devices()`` gives it and its AK8963)."""
 
@@ -42,6 +49,7 @@ class MPU9250(Sampler):
         self._cursor = Cursor(stream) if stream is not None else None
         self.regs = bytearray(128)
         self.ext = bytearray(24)
+        self._pk = bytearray(64)  # one FIFO packet being assembled
         self.fifo = Fifo(_FIFO_SIZE)
         self._init_sampler(odr_error_ppm)
         self._cap_samples = _FIFO_SIZE // 2  # smallest packet: one 16-bit value
@@ -157,26 +165,27 @@ class MPU9250(Sampler):
                 self.fifo_dropped += 1
                 return
             f.drop(f.n + pkt - f.cap)  # overwrite the oldest bytes (packets lose alignment)
+        # the packet in register order, big-endian, then into the FIFO in one go
+        pk = self._pk
+        j = 0
         if fe & 0x08:
-            self._push16(self.ax)
-            self._push16(self.ay)
-            self._push16(self.az)
+            j = _put16(pk, j, self.ax)
+            j = _put16(pk, j, self.ay)
+            j = _put16(pk, j, self.az)
         if fe & 0x80:
-            self._push16(_TEMP_25C)
+            j = _put16(pk, j, _TEMP_25C)
         if fe & 0x40:
-            self._push16(self.gx)
+            j = _put16(pk, j, self.gx)
         if fe & 0x20:
-            self._push16(self.gy)
+            j = _put16(pk, j, self.gy)
         if fe & 0x10:
-            self._push16(self.gz)
+            j = _put16(pk, j, self.gz)
         if fe & 0x01:
             e = self.ext
             for i in range(n_ext):
-                f.push(e[i])
+                pk[j + i] = e[i]
+        f.push_from(pk, pkt)
 
-    def _push16(self, v):
-        self.fifo.push((v >> 8) & 0xFF)
-        self.fifo.push(v & 0xFF)
 
     # -- bus access ----------------------------------------------------------------------------
     def read_into(self, reg, buf):
