@@ -354,31 +354,20 @@ class App:
                 mz = (ms[6] * mx + ms[7] * my + ms[8] * mz + 8192) >> 14
                 mx = x
                 my = y
-            # int16 on the wire: clamp what the corrections pushed past the range
-            if gx > _I16_MAX:
-                gx = _I16_MAX
-            elif gx < _I16_MIN:
-                gx = _I16_MIN
-            if gy > _I16_MAX:
-                gy = _I16_MAX
-            elif gy < _I16_MIN:
-                gy = _I16_MIN
-            if gz > _I16_MAX:
-                gz = _I16_MAX
-            elif gz < _I16_MIN:
-                gz = _I16_MIN
-            if mx > _I16_MAX:
-                mx = _I16_MAX
-            elif mx < _I16_MIN:
-                mx = _I16_MIN
-            if my > _I16_MAX:
-                my = _I16_MAX
-            elif my < _I16_MIN:
-                my = _I16_MIN
-            if mz > _I16_MAX:
-                mz = _I16_MAX
-            elif mz < _I16_MIN:
-                mz = _I16_MIN
+            # int16 on the wire: clamp what the corrections pushed past the range (one test
+            # per value: (v + 32768) has bits above 15 set only when v is out of range)
+            if (gx + 32768) & -65536:
+                gx = _I16_MAX if gx > 0 else _I16_MIN
+            if (gy + 32768) & -65536:
+                gy = _I16_MAX if gy > 0 else _I16_MIN
+            if (gz + 32768) & -65536:
+                gz = _I16_MAX if gz > 0 else _I16_MIN
+            if (mx + 32768) & -65536:
+                mx = _I16_MAX if mx > 0 else _I16_MIN
+            if (my + 32768) & -65536:
+                my = _I16_MAX if my > 0 else _I16_MIN
+            if (mz + 32768) & -65536:
+                mz = _I16_MAX if mz > 0 else _I16_MIN
             fin[j] = gx
             fin[j + 1] = gy
             fin[j + 2] = gz
