@@ -331,8 +331,10 @@ def main(argv=None):
               f"921600 baud UART -> {un:.1f} nodes x 200 Hz; one ESP-NOW gateway (airtime model, 100% "
               f"channel) -> {e1:.0f} nodes at 1 Mbps, {e6:.0f} nodes at 6 Mbps")
     bps, spm, _, _ = r_all[255]
+    _, e1, e6, _ = capacity(bps, spm)
     print(f"whole body, 17 nodes x 200 Hz = 3400 samples/s = {3400 * bps / 1000:.1f} kB/s "
-          f"= {3400 * bps * 10 / UART_BPS * 100:.0f}% of a 921600-baud UART, {3400 / spm:.0f} ESP-NOW messages/s")
+          f"= {3400 * bps * 10 / UART_BPS * 100:.0f}% of a 921600-baud UART; {3400 / spm:.0f} ESP-NOW messages/s "
+          f"= {17 / e1 * 100:.0f}% airtime at 1 Mbps, {17 / e6 * 100:.0f}% at 6 Mbps")
 
     # host decode speed
     print("\n== host decode ==")
