@@ -105,7 +105,9 @@ class FixedKalman:
             wmax = 1.7320508 * (32768 + _BMAX)
             grow = (1.0 + (wmax / self.D) ** 2) ** 0.5
             room = (_LIM - 1 - self.D) / (16384 * 1.003 * wmax)  # 1.003: correction + rounding
-            if room < 1.0:
+            if room > 1.1:  # and the first-order renormalisation needs |q| <= 1.1
+                room = 1.1
+            if room < grow:
                 raise ValueError("sample rate too low for this gyro range (first-order strapdown)")
             nmax = 1
             g = grow
