@@ -190,6 +190,12 @@ def misc_cases():
     except OSError as e:
         r['unplugged'] = e.args[0]
     r['unplugged_errors'] = drv.i2c_errors - e0
+    # slowest rate, fullest FIFO (MPU-6500: 42 packets = 4.2 s at 10 Hz): still allocation-free
+    board.reset()
+    board.install(board.make_chip('mpu6500'))
+    slow = drivers.detect(i2c, rate_hz=10)
+    board.clock.advance(4150000)
+    r['slow'] = [slow.rate_hz, slow.period_us] + list(locked_loop(slow, (0, 0, 0, 0), 2))
     # a chip that answers with an unsupported WHO_AM_I (an MPU-6050 says 0x68): named, not used
     board.reset()
     chip = board.make_chip('mpu9250')
@@ -354,6 +360,7 @@ def test_missing_chip_reported_not_raised(runs):
     assert "rate_hz" in m["bad_rate"]
     assert "acc_range_g" in m["bad_range"]
     assert m["unplugged"] == 19 and m["unplugged_errors"] == 3
+    assert m["slow"] == [10, 100000, 41, 0]
     assert m["unsupported"] == [True, "unsupported chip at 0x68 (WHO_AM_I 0x68)"]
 
 

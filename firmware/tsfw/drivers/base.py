@@ -27,6 +27,11 @@ _DRIFT_WINDOW_US = const(1 << 26)   # restart the drift window after ~67 s (smal
 PPM_LIMIT = const(40000)            # oscillator error we believe (+-4 %); beyond: resync
 
 
+def _mul_q(m, q):
+    """(m * q) >> 8 for a count m and a 1/256 us period q, without leaving small ints."""
+    return m * (q >> 8) + ((m * (q & 255)) >> 8)
+
+
 class _I16:
     """int16 array view of a byte buffer (CPython fallback for uctypes)."""
 
@@ -182,7 +187,7 @@ class ImuDriver:
         per = self._per
         if not self._synced:
             # newest at now - per/2; the sample before the first delivered one at (m) periods back
-            back = (m * per + (per >> 1)) >> 8
+            back = _mul_q(m, per) + (per >> 9)
             self._t = (now - back) & _MASK
             self._tf = 0
             self._anchor = self._t
@@ -190,9 +195,8 @@ class ImuDriver:
             self._expf = 0
             self._synced = True
         else:
-            pred_q = m * per  # time from the last delivered to the newest sample (1/256 us)
             e = ((now - self._t + _HALF) & _MASK) - _HALF  # us from last delivered to now
-            e_q = e - (pred_q >> 8)  # newest sample's age, expected 0..per
+            e_q = e - _mul_q(m, per)  # newest sample's age, expected 0..per
             per_us = per >> 8
             if e_q < -per_us - 200 or e_q > 2 * per_us + 2000:
                 self.resyncs += 1
@@ -223,7 +227,7 @@ class ImuDriver:
     def _estimate_drift(self, m, now):
         # elapsed since the anchor vs the nominal time for the samples produced since then
         el = ((now - self._anchor + _HALF) & _MASK) - _HALF
-        exp = self._exp + ((m * self._per_nom) >> 8) + (self._per_nom >> 9)
+        exp = self._exp + _mul_q(m, self._per_nom) + (self._per_nom >> 9)
         if exp < (_DRIFT_MIN_US if self._windows == 0 else _DRIFT_MIN_US * 8):
             return  # too short to beat the +-1 period uncertainty of its end points
         d = el - exp
