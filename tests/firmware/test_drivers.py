@@ -176,6 +176,8 @@ def misc_cases():
     except ValueError as e:
         r['bad_rate'] = str(e)
     drv = drivers.detect(i2c)
+    drv.configure(333.3, 4, 500)  # a float rate (e.g. from JSON) is fine: nearest divider
+    r['float_rate'] = [drv.rate_hz, list(drv.acc_lsb_per_g), list(drv.gyro_lsb_per_dps)]
     try:
         drv.configure(200, 3, 2000)
         r['bad_range'] = None
@@ -360,6 +362,7 @@ def test_missing_chip_reported_not_raised(runs):
     assert "rate_hz" in m["bad_rate"]
     assert "acc_range_g" in m["bad_range"]
     assert m["unplugged"] == 19 and m["unplugged_errors"] == 3
+    assert m["float_rate"] == [333, [8192, 1], [131, 2]]
     assert m["slow"] == [10, 100000, 41, 0]
     assert m["unsupported"] == [True, "unsupported chip at 0x68 (WHO_AM_I 0x68)"]
 

@@ -121,6 +121,7 @@ class ICM20948(ImuDriver):
         """ODR 1125 / (1 + div) Hz (10..1125, nearest), ranges; empties the FIFO."""
         if not 10 <= rate_hz <= 1125:
             raise ValueError("rate_hz must be 10..1125, not %r" % (rate_hz,))
+        rate_hz = int(rate_hz)  # register arithmetic below is integer
         check_choice("acc_range_g", acc_range_g, ACC_RANGES)
         check_choice("gyro_range_dps", gyro_range_dps, GYRO_RANGES)
         div = (1125 + rate_hz // 2) // rate_hz - 1

@@ -89,6 +89,7 @@ class LSM303AGR(ImuDriver):
         """
         if not 10 <= rate_hz <= 1344:
             raise ValueError("rate_hz must be 10..1344, not %r" % (rate_hz,))
+        rate_hz = int(rate_hz)  # register arithmetic below is integer
         check_choice("acc_range_g", acc_range_g, ACC_RANGES)
         i = 0
         while RATES[i] < rate_hz:

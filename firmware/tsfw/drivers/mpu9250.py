@@ -126,6 +126,7 @@ class MPU9250(ImuDriver):
         """Sample rate 1000 / (1 + div) Hz (10..1000; the nearest is used), ranges; FIFO reset."""
         if not 10 <= rate_hz <= 1000:
             raise ValueError("rate_hz must be 10..1000, not %r" % (rate_hz,))
+        rate_hz = int(rate_hz)  # register arithmetic below is integer
         check_choice("acc_range_g", acc_range_g, ACC_RANGES)
         check_choice("gyro_range_dps", gyro_range_dps, GYRO_RANGES)
         div = (1000 + rate_hz // 2) // rate_hz - 1
