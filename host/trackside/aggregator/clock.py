@@ -120,17 +120,21 @@ class ClockSync:
     def unwrap(self, node_us: int) -> int:
         return self._unwrap(node_us)
 
-    def exchange(self, t1: float, node_us: int, t2: float) -> None:
+    def exchange(self, t1: float, node_us: int, t2: float, *, hold_s: float = 0.0,
+                 unwrapped: bool = False) -> None:
         """A time-sync round trip: request sent at host ``t1``, answered with the node clock
-        ``node_us``, reply received at host ``t2``. The node read its clock inside [t1, t2]."""
+        ``node_us`` (the middle of its receive/send times), reply received at host ``t2``;
+        ``hold_s``: time the node held the request (t3 - t2). The node read its clock inside
+        [t1, t2]; the round trip minus the hold time is the cost to minimise."""
         if t2 < t1:
             return  # inconsistent (host clock stepped): ignore
-        self._offer(t2, self._unwrap(node_us), 0.5 * (t1 + t2), t2 - t1)
+        u = node_us if unwrapped else self._unwrap(node_us)
+        self._offer(t2, u, 0.5 * (t1 + t2), (t2 - t1) - hold_s)
 
-    def one_way(self, node_us: int, t_recv: float) -> None:
-        """A frame stamped ``node_us`` by the node, received at host ``t_recv``: the node time
+    def one_way(self, node_us: int, t_recv: float, *, unwrapped: bool = False) -> None:
+        """A message stamped ``node_us`` by the node, received at host ``t_recv``: the node time
         happened at ``t_recv - delay`` with delay >= 0; the smallest delay per window wins."""
-        u = self._unwrap(node_us)
+        u = node_us if unwrapped else self._unwrap(node_us)
         self._offer(t_recv, u, t_recv, t_recv - u * US)
 
     def _offer(self, t_now: float, u: int, host_est: float, cost: float) -> None:

@@ -170,6 +170,7 @@ class NodeTracker:
     reboot_jump_us: int = 1_000_000
     last_seq: int | None = None
     last_t_node: int | None = None
+    last_t_host: float | None = None
     boot_id: int | None = None
     frames: int = 0
     lost: int = 0
@@ -179,14 +180,23 @@ class NodeTracker:
     _recent: set = field(default_factory=set)
 
     def check(self, seq: int, t_node_us: int | None = None, boot_id: int | None = None,
-              clock_period: int = 1 << 32) -> SeqVerdict:
+              clock_period: int = 1 << 32, t_host: float | None = None) -> SeqVerdict:
+        """Judge one frame. With ``t_host`` (receive time), a node clock that moved differently
+        from the host clock by more than ``reboot_jump_us`` (either way) also means a restart."""
         reboot = False
         if boot_id is not None and self.boot_id is not None and boot_id != self.boot_id:
             reboot = True
         elif (t_node_us is not None and self.last_t_node is not None):
-            back = (self.last_t_node - t_node_us) % clock_period
-            if self.reboot_jump_us < back < clock_period // 2:
-                reboot = True
+            step = (t_node_us - self.last_t_node) % clock_period
+            if step >= clock_period // 2:
+                step -= clock_period
+            if step < -self.reboot_jump_us:
+                reboot = True       # the clock restarted below where it was
+            elif t_host is not None and self.last_t_host is not None:
+                # ... or it restarted and now reads far ahead of the host's elapsed time (a
+                # stalled read delays frames; it never moves the node clock forward)
+                if step - (t_host - self.last_t_host) * 1e6 > self.reboot_jump_us:
+                    reboot = True
         if boot_id is not None:
             self.boot_id = boot_id
         if reboot or self.last_seq is None:
@@ -194,6 +204,7 @@ class NodeTracker:
                 self.reboots += 1
             self.last_seq = seq
             self.last_t_node = t_node_us
+            self.last_t_host = t_host
             self._recent = {seq}
             self.frames += 1
             return SeqVerdict(True, reboot=reboot)
@@ -210,6 +221,7 @@ class NodeTracker:
         self.last_seq = seq
         if t_node_us is not None:
             self.last_t_node = t_node_us
+            self.last_t_host = t_host
         self._recent.add(seq)
         if len(self._recent) > 64:  # keep a short memory for duplicates from gateway retries
             self._recent = {s for s in self._recent if (self.last_seq - s) % self.seq_period < 32}

@@ -47,6 +47,11 @@ class PtyPort:
         """Plug in: a fresh pty, the link pointed at it atomically."""
         self.master, slave = os.openpty()
         tty.setraw(slave)  # no echo, no CR/LF translation: bytes pass unchanged
+        # Mark the line speed with B50: a reader that configures the port (pyserial does, then
+        # flushes its input) changes it, which tells wait_reader() when writing is safe.
+        attrs = termios.tcgetattr(slave)
+        attrs[4] = attrs[5] = termios.B50
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
         self.slave_name = os.ttyname(slave)
         # The slave is not held open: then the master polls POLLHUP until a reader opens it,
         # which is how connected() knows someone is listening.
@@ -68,12 +73,28 @@ class PtyPort:
         p.register(self.master, select.POLLOUT)
         return not any(ev & select.POLLHUP for _, ev in p.poll(0))
 
+    def configured(self) -> bool:
+        """True once the reader has set its own line settings (speed no longer the B50 mark)."""
+        try:
+            return termios.tcgetattr(self.master)[4] != termios.B50
+        except termios.error:
+            return False
+
     def wait_reader(self, stop: threading.Event, timeout: float | None, settle: float) -> bool:
-        """Wait for a reader to open the port, then ``settle`` seconds: pyserial flushes the input
-        queue just after opening, so bytes written in that instant would be lost."""
+        """Wait for a reader to open and configure the port, then ``settle`` seconds: pyserial
+        flushes the input queue right after configuring, so bytes written in that instant would
+        be lost. A reader that never configures the port gets ``3 * settle``."""
         end = None if timeout is None else time.monotonic() + timeout
-        while not self.connected():
-            if stop.is_set() or (end is not None and time.monotonic() > end):
+        since = None
+        while True:
+            now = time.monotonic()
+            if self.connected():
+                since = since or now
+                if self.configured() or now - since >= 3 * settle:
+                    break
+            else:
+                since = None
+            if stop.is_set() or (end is not None and now > end):
                 return False
             time.sleep(0.005)
         return not stop.wait(settle)
@@ -109,7 +130,7 @@ class PtyPort:
                 raise
         return True
 
-    def drain(self, stop: threading.Event, timeout: float | None = None, quiet: float = 0.05) -> bool:
+    def drain(self, stop: threading.Event, timeout: float | None = None, quiet: float = 0.2) -> bool:
         """Wait until the reader has taken every byte (or ``timeout``); True if drained.
 
         The reader's queue must stay empty for ``quiet`` seconds: the kernel moves bytes from the
@@ -145,7 +166,7 @@ class Replayer:
     def __init__(self, traces: Sequence[Path | str | Trace], *, speed: float | None = 1.0,
                  link_dir: Path | str | None = None, names: Sequence[str] | None = None,
                  drain_timeout: float | None = 30.0, replug_delay: float = 0.2,
-                 wait_reader: float | None = 30.0, settle: float = 0.1,
+                 wait_reader: float | None = 30.0, settle: float = 0.05,
                  progress: Callable[[int, int], None] | None = None):
         if speed is not None and not speed > 0:
             raise ValueError(f"speed must be > 0 (or None for as fast as possible), got {speed}")

@@ -1,0 +1,615 @@
+"""The aggregation pipeline: bytes of many ports -> checked frames -> one clock -> aligned samples,
+recorded in the session store.
+
+:class:`Pipeline` holds no threads and does no I/O: ``feed(port, data, t_host)`` takes what a port
+delivered and when. It decodes with :class:`tsproto.fast.FastDecoder` (one per port), checks
+every node's sequence (gaps recorded, duplicates dropped, reboots detected, unknown messages
+skipped and counted), keeps each node's clock model, appends the raw frames to the store and
+feeds a live :class:`~trackside.aggregator.clock.StreamAligner`. :class:`Aggregator` adds the
+serial ports (reader threads), time-sync requests and commands with ack/nack/timeouts.
+
+Offline, :func:`process_trace` runs the same checks on a whole trace in one go.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+import tsproto
+from tsproto import consts as C
+from tsproto.fast import FastDecoder
+from tsproto.frame import FrameWriter as WireWriter
+
+from trackside.aggregator.clock import US, ClockModel, ClockSync, StreamAligner, Unwrapper, align
+from trackside.aggregator.reader import CommandTracker, NodeTracker, PendingCommand, PortReader
+from trackside.aggregator.store import FrameWriter
+
+CLOCK_PERIOD = 1 << 32     # header t_us is the node clock modulo 2**32
+SEQ_PERIOD = 1 << 16
+
+COMMANDS = {
+    "start": C.CMD_START, "stop": C.CMD_STOP, "rate": C.CMD_SET_RATE, "ranges": C.CMD_SET_RANGES,
+    "mode": C.CMD_SET_MODE, "calibrate": C.CMD_CALIB_GYRO, "mag_cal": C.CMD_STORE_MAG_CAL,
+    "identify": C.CMD_IDENTIFY, "reboot": C.CMD_REBOOT, "hello": C.CMD_HELLO, "status": C.CMD_STATUS,
+}
+NACK_ERRORS = {C.E_UNKNOWN_CMD: "unknown command", C.E_BAD_ARG: "bad argument", C.E_BUSY: "busy",
+               C.E_UNSUPPORTED: "unsupported", C.E_FAILED: "failed", C.E_BAD_STATE: "bad state"}
+
+
+@dataclass
+class NodeState:
+    """Everything known about one node in this session."""
+
+    node_id: int
+    port: str
+    tracker: NodeTracker = field(default_factory=NodeTracker)
+    unwrap: Unwrapper = field(default_factory=lambda: Unwrapper(CLOCK_PERIOD))
+    sync: ClockSync = field(default_factory=lambda: ClockSync(CLOCK_PERIOD, window_s=1.0, history=60))
+    oneway: ClockSync = field(default_factory=lambda: ClockSync(CLOCK_PERIOD, window_s=1.0, history=60))
+    provisional: float = float("inf")      # min(t_recv - node time): offset before any fit
+    hello: object = None
+    status: object = None
+    samples: int = 0
+    bad_samples_frames: int = 0
+    last_t_host: float | None = None       # receive time of the last accepted frame
+    unplugged_at: float | None = None
+    rate_window: deque = field(default_factory=lambda: deque(maxlen=64))   # (t_recv, n samples)
+    latency_ms: deque = field(default_factory=lambda: deque(maxlen=512))
+    warnings: list = field(default_factory=list)
+
+    def model(self) -> ClockModel | None:
+        """Best clock model so far: exchanges, else one-way, else None."""
+        if self.sync.ready:
+            return self.sync.model
+        if self.oneway.ready:
+            return self.oneway.model
+        return None
+
+    def to_host(self, u: np.ndarray) -> np.ndarray:
+        m = self.model()
+        if m is not None:
+            return m.to_host(u)
+        return np.asarray(u, np.float64) * US + self.provisional
+
+    @property
+    def clock_offset_s(self) -> float | None:
+        m = self.model()
+        return None if m is None else float(m.host_ref + m.offset_s - m.node_ref * US)
+
+    @property
+    def rate_hz(self) -> float:
+        w = self.rate_window
+        if len(w) < 2 or w[-1][0] <= w[0][0]:
+            return 0.0
+        return sum(n for _, n in list(w)[1:]) / (w[-1][0] - w[0][0])
+
+    def reset_clock(self) -> None:
+        self.unwrap.reset()
+        self.sync.reset()
+        self.oneway.reset()
+        self.provisional = float("inf")
+
+
+@dataclass
+class PortState:
+    name: str
+    decoder: FastDecoder = field(default_factory=FastDecoder)
+    tail: bytes = b""                     # bytes after the last delimiter (unfinished frame)
+    nodes: set = field(default_factory=set)
+    open: bool = False
+    bytes_in: int = 0
+    unplugs: int = 0
+
+
+class Pipeline:
+    """Decode, check, clock, store and align the bytes of any number of ports (no threads).
+
+    ``writer``: a store :class:`FrameWriter` (or None). ``rate_hz``: the session rate of the
+    aligned grid. ``on_aligned(k, t_slot, {node: values or None})``: aligned rows (live).
+    ``on_reply(port, bytes)``: where to send answers the host owes (time-sync replies)."""
+
+    def __init__(self, writer: FrameWriter | None = None, *, rate_hz: float = 200.0,
+                 on_aligned: Callable | None = None, max_wait_s: float = 0.015,
+                 clock: Callable[[], float] = time.time, on_reply: Callable[[str, bytes], None] | None = None,
+                 keep_samples: bool = False, segments: dict[int, str] | None = None):
+        if not rate_hz > 0:
+            raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+        self.writer = writer
+        self.rate_hz = float(rate_hz)
+        self.clock = clock
+        self.on_reply = on_reply
+        self.on_aligned = on_aligned
+        self.max_wait_s = max_wait_s
+        self.keep_samples = keep_samples
+        self.segments = dict(segments or {})
+        self.ports: dict[str, PortState] = {}
+        self.nodes: dict[int, NodeState] = {}
+        self.commands = CommandTracker(clock)
+        self.aligner: StreamAligner | None = None
+        self.sync_pending: dict[tuple[str, int], float] = {}   # (port, req_id) -> host t1 (s)
+        self.host_writers: dict[int, WireWriter] = {}
+        self.events: deque = deque(maxlen=200)                 # (t, node, kind, detail) for the view
+        self.unknown = 0
+        self.logs: deque = deque(maxlen=50)
+        self.kept: dict[int, list] = {}                         # node -> frames of this boot (keep_samples)
+        self.kept_mapped: dict[int, list] = {}                  # node -> [(host t, values)] of past boots
+        self.aligned_rows = 0
+        self.aligned_latency_ms: deque = deque(maxlen=100_000)
+        self._lock = threading.RLock()
+
+    # -- ports ------------------------------------------------------------------------------
+    def port(self, name: str) -> PortState:
+        p = self.ports.get(name)
+        if p is None:
+            p = self.ports[name] = PortState(name)
+        return p
+
+    def port_event(self, name: str, state: str, t_host: float, detail: str = "") -> None:
+        """``open`` / ``close`` (unplug) / ``error`` from a reader."""
+        with self._lock:
+            p = self.port(name)
+            if state == "open":
+                p.open = True
+                if p.unplugs:
+                    self._event(t_host, None, "replug", name)
+            elif state == "close":
+                p.open = False
+                p.unplugs += 1
+                # an unfinished frame dies with the cable
+                p.decoder = FastDecoder()
+                p.tail = b""
+                for nid in p.nodes:
+                    self.nodes[nid].unplugged_at = t_host
+                self._event(t_host, None, "unplug", f"{name}: {detail}")
+            elif state == "error":
+                self._event(t_host, None, "port_error", f"{name}: {detail}")
+
+    def _event(self, t: float, node: int | None, kind: str, detail: str = "") -> None:
+        self.events.append((t, node, kind, detail))
+        if self.writer is not None:
+            self.writer.event(kind, t, node_id=node, detail=detail)
+
+    # -- bytes in ------------------------------------------------------------------------------
+    def feed(self, name: str, data: bytes, t_host: float) -> None:
+        """Bytes received on port ``name`` at host time ``t_host``."""
+        self.feed_chunks(name, data, None, np.array([t_host]))
+
+    def feed_chunks(self, name: str, data: bytes, ends: np.ndarray | None, times: np.ndarray) -> None:
+        """Many chunks at once: ``data`` is their concatenation, ``ends`` the end offset of each
+        chunk (None: one chunk) and ``times`` their receive times (a frame takes the time of the
+        chunk holding its delimiter)."""
+        with self._lock:
+            p = self.port(name)
+            p.bytes_in += len(data)
+            res = p.decoder.feed(data)
+            buf = p.tail + bytes(data)
+            shift = len(p.tail)
+            last = bytes(data).rfind(b"\x00")
+            if last >= 0:
+                p.tail = bytes(data[last + 1:])
+            else:
+                p.tail = buf
+                if len(p.tail) > p.decoder.max_frame:   # the decoder dropped it too (oversize)
+                    p.tail = b""
+            if ends is None:
+                t_of = lambda pos: times[0]  # noqa: E731
+                frame_t = np.full(len(res.frame_end), float(times[0]))
+            else:
+                t_of = lambda pos: float(times[min(np.searchsorted(ends, pos, side="right"), len(times) - 1)])  # noqa: E731
+                frame_t = times[np.minimum(np.searchsorted(ends, res.frame_end, side="right"), len(times) - 1)]
+            # process messages and sample frames in stream order
+            fe = res.frame_end
+            me = res.message_end
+            mi = 0
+            f0 = 0
+            nf = len(fe)
+            for m, pos in zip(res.messages, me):
+                f1 = int(np.searchsorted(fe, pos))
+                if f1 > f0:
+                    self._frames(p, res, f0, f1, frame_t, buf, shift)
+                    f0 = f1
+                self._message(p, m, t_of(pos), buf, shift + pos)
+                mi += 1
+            if nf > f0:
+                self._frames(p, res, f0, nf, frame_t, buf, shift)
+            now = self.clock() if ends is None else float(times[-1])
+            if self.aligner is not None:
+                self.aligner.poll(now)
+
+    def _raw(self, buf: bytes, end: int) -> bytes:
+        start = buf.rfind(b"\x00", 0, end) + 1
+        return buf[start:end + 1]
+
+    def _node(self, nid: int, p: PortState) -> NodeState:
+        n = self.nodes.get(nid)
+        if n is None:
+            n = self.nodes[nid] = NodeState(nid, p.name)
+            if self.writer is not None:
+                self.writer.node(nid, port=p.name)
+        if nid not in p.nodes:
+            p.nodes.add(nid)
+            n.port = p.name
+        return n
+
+    def _frames(self, p: PortState, res, f0: int, f1: int, frame_t: np.ndarray, buf: bytes, shift: int) -> None:
+        """Sample frames f0..f1 of a decode result."""
+        fn, fs, ft, fper, fflags, fcount = (res.frame_node, res.frame_seq, res.frame_t_us, res.frame_period_us,
+                                            res.frame_flags, res.frame_n)
+        first_row = np.zeros(len(fcount) + 1, np.int64)
+        np.cumsum(fcount, out=first_row[1:])
+        writer = self.writer
+        for i in range(f0, f1):
+            nid = int(fn[i])
+            node = self._node(nid, p)
+            t_recv = float(frame_t[i])
+            t_us = int(ft[i])
+            n = int(fcount[i])
+            period = int(fper[i])
+            v = node.tracker.check(int(fs[i]), t_us, clock_period=CLOCK_PERIOD, t_host=t_recv)
+            if not v.accept:
+                continue
+            self._continuity(node, v, t_recv)
+            if fflags[i] & C.F_GAP:
+                self._event(t_recv, nid, "sample_gap", "node reports lost samples (FIFO overflow)")
+            node.last_t_host = t_recv
+            # node clock: unwrap the first and last sample time of the frame
+            u_first = node.unwrap(t_us)
+            u_last = u_first + (n - 1) * period
+            node.oneway.one_way(u_last, t_recv, unwrapped=True)
+            off = t_recv - u_last * US
+            if off < node.provisional:
+                node.provisional = off
+            node.samples += n
+            node.rate_window.append((t_recv, n))
+            r0 = int(first_row[i])
+            if writer is not None:
+                writer.frame(nid, int(fs[i]), t_us, t_recv, C.T_SAMPLES, self._raw(buf, shift + int(res.frame_end[i])),
+                             nsamples=n)
+            if self.keep_samples:
+                self.kept.setdefault(nid, []).append((u_first, period, n, r0, res.values))
+            if self.aligner is not None:
+                u = u_first + period * np.arange(n)
+                th = node.to_host(u)
+                node.latency_ms.append((t_recv - float(th[-1])) * 1e3)
+                vals = res.values[r0:r0 + n]
+                al = self.aligner
+                for k in range(n):
+                    al.add(nid, float(th[k]), (vals[k], t_recv))
+            else:
+                node.latency_ms.append((t_recv - float(node.to_host(u_last))) * 1e3)
+
+    def _close_epoch(self, node: NodeState) -> None:
+        """Before a node's clock restarts: map its kept samples with the model of that boot."""
+        parts = self.kept.get(node.node_id)
+        if not parts:
+            return
+        node.sync.flush()
+        node.oneway.flush()
+        th, vals = self._map_parts(node, parts)
+        self.kept_mapped.setdefault(node.node_id, []).append((th, vals))
+        self.kept[node.node_id] = []
+
+    def _map_parts(self, node: NodeState, parts: list) -> tuple[np.ndarray, np.ndarray]:
+        u0 = np.array([p[0] for p in parts], np.int64)
+        per = np.array([p[1] for p in parts], np.int64)
+        cnt = np.array([p[2] for p in parts], np.int64)
+        k = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        u = np.repeat(u0, cnt) + np.repeat(per, cnt) * k
+        vals = np.concatenate([p[4][p[3]:p[3] + p[2]] for p in parts]).astype(np.float64)
+        return node.to_host(u), vals
+
+    def sample_times(self, nid: int) -> np.ndarray:
+        """Host times of every kept sample of a node (``keep_samples=True``), final clock models."""
+        node = self.nodes[nid]
+        node.sync.flush()
+        node.oneway.flush()
+        out = [th for th, _ in self.kept_mapped.get(nid, [])]
+        if self.kept.get(nid):
+            out.append(self._map_parts(node, self.kept[nid])[0])
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def _continuity(self, node: NodeState, v, t_recv: float) -> None:
+        """Record what broke the stream before this accepted frame: reboot, unplug, lost frames."""
+        nid = node.node_id
+        writer = self.writer
+        before = node.last_t_host if node.last_t_host is not None else t_recv
+        if v.reboot:
+            self._close_epoch(node)
+            node.reset_clock()
+            self._event(t_recv, nid, "reboot", "node clock restarted")
+            if writer is not None:
+                writer.gap(nid, None, -1, before, t_recv, "reboot")
+        cause = "seq"
+        if node.unplugged_at is not None:
+            cause = "unplug"
+            if v.missing == 0 and not v.reboot and writer is not None:
+                writer.gap(nid, None, 0, before, t_recv, "unplug")
+            node.unplugged_at = None
+        if v.missing and writer is not None:
+            writer.gap(nid, v.seq_first_missing, v.missing, before, t_recv, cause)
+        node.last_t_host = t_recv
+
+    def _message(self, p: PortState, m, t_recv: float, buf: bytes, end: int) -> None:
+        nid = m.node_id
+        typ = m.type
+        if typ in (C.T_COMMAND,):            # echo of our own command (loopback): ignore
+            return
+        node = self._node(nid, p)
+        v = node.tracker.check(m.seq, m.t_us, clock_period=CLOCK_PERIOD, t_host=t_recv)
+        if typ == C.T_HELLO:
+            node.hello = m
+            if self.writer is not None:
+                self.writer.node(nid, port=p.name, hw=str(m.chip), fw=str(m.fw_version))
+        if not v.accept:
+            return
+        self._continuity(node, v, t_recv)
+        if self.writer is not None:
+            self.writer.frame(nid, m.seq, m.t_us, t_recv, typ, self._raw(buf, end), nsamples=0)
+        if typ == C.T_STATUS:
+            prev = node.status
+            node.status = m
+            if prev is not None and m.fifo_overflows > prev.fifo_overflows:
+                self._event(t_recv, nid, "fifo_overflow", f"{m.fifo_overflows - prev.fifo_overflows} new")
+        elif typ == C.T_TIMESYNC_REPLY:
+            t1 = self.sync_pending.get((p.name, m.req_id))
+            if t1 is not None and abs(m.t1 - int(t1 * 1e6)) <= 1:
+                mid = (m.t2 + m.t3) // 2
+                u = node.unwrap(mid & 0xFFFFFFFF)
+                node.sync.exchange(t1, u, t_recv, hold_s=(m.t3 - m.t2) * US, unwrapped=True)
+        elif typ == C.T_TIMESYNC_REQ:
+            u = node.unwrap(m.t1 & 0xFFFFFFFF)
+            node.oneway.one_way(u, t_recv, unwrapped=True)
+            if self.on_reply is not None:
+                t2 = int(t_recv * 1e6)
+                t3 = int(self.clock() * 1e6)
+                w = self.host_writer(nid)
+                self.on_reply(p.name, w.timesync_reply(t3 & 0xFFFFFFFF, m.req_id, m.t1, t2, t3))
+        elif typ in (C.T_ACK, C.T_NACK):
+            ok = typ == C.T_ACK
+            detail = "" if ok else NACK_ERRORS.get(m.error, f"error {m.error}")
+            cmd = self.commands.answer(nid, m.cmd_seq, ok, detail)
+            if not ok:
+                self._event(t_recv, nid, "nack", f"cmd {m.cmd}: {detail}")
+            elif cmd is None:
+                self._event(t_recv, nid, "stray_ack", f"cmd {m.cmd}")
+        elif typ == C.T_LOG:
+            self.logs.append((t_recv, nid, m.level, m.text))
+            if m.level >= C.LOG_WARN:
+                self._event(t_recv, nid, "node_log", m.text)
+        elif typ == C.T_HELLO:
+            pass
+        else:
+            self.unknown += 1
+
+    # -- host -> node -------------------------------------------------------------------------
+    def host_writer(self, nid: int) -> WireWriter:
+        w = self.host_writers.get(nid)
+        if w is None:
+            w = self.host_writers[nid] = WireWriter(nid)
+        return w
+
+    def sync_request(self, port: str, req_id: int, t1: float, node_id: int = C.NODE_BROADCAST) -> bytes:
+        """Wire bytes of a time-sync request (remembered so the reply can be matched)."""
+        with self._lock:
+            self.sync_pending[(port, req_id)] = t1
+            if len(self.sync_pending) > 256:
+                for k in list(self.sync_pending)[:128]:
+                    del self.sync_pending[k]
+            t1_us = int(t1 * 1e6)
+            return self.host_writer(node_id).timesync_request(t1_us & 0xFFFFFFFF, req_id, t1_us)
+
+    # -- alignment ------------------------------------------------------------------------------
+    def start_aligner(self, t0: float) -> None:
+        """Align live from host time ``t0`` at the session rate."""
+        def emit(k, t_slot, row):
+            now = self.clock()
+            self.aligned_rows += 1
+            for item in row.values():
+                if item is not None:
+                    self.aligned_latency_ms.append((now - item[1]) * 1e3)
+            if self.on_aligned is not None:
+                self.on_aligned(k, t_slot, {n: (None if it is None else it[0]) for n, it in row.items()})
+        self.aligner = StreamAligner(self.rate_hz, t0, emit, max_wait_s=self.max_wait_s)
+
+    def poll(self) -> None:
+        """Emit overdue aligned rows and expire commands (call a few hundred times a second)."""
+        with self._lock:
+            if self.aligner is not None:
+                self.aligner.poll(self.clock())
+            for c in self.commands.expire():
+                self._event(self.clock(), c.node_id, "timeout", f"{c.name} not answered")
+
+    def finish(self) -> None:
+        """Write node counters and clock fits to the store (end of recording)."""
+        with self._lock:
+            for nid, n in self.nodes.items():
+                n.sync.flush()
+                n.oneway.flush()
+                m = n.model()
+                if self.writer is not None:
+                    self.writer.node_stats(
+                        nid, frames=n.tracker.frames, samples=n.samples, lost=n.tracker.lost,
+                        duplicates=n.tracker.duplicates, reboots=n.tracker.reboots,
+                        clock_offset_s=n.clock_offset_s, clock_drift_ppm=None if m is None else m.drift_ppm,
+                        residual_us=None if m is None or m.residual_s != m.residual_s else m.residual_s * 1e6)
+            if self.writer is not None:
+                bad = sum(sum(v for k, v in p.decoder.stats().items() if k in (
+                    "crc_errors", "cobs_errors", "truncated", "oversize", "bad_major", "malformed"))
+                    for p in self.ports.values())
+                if bad:
+                    self.writer.event("bad_frames", self.clock(), detail=str(bad))
+
+    def bad_frames(self, port: str | None = None) -> dict:
+        """Decoder counters summed over ports (or of one port)."""
+        out: dict[str, int] = {}
+        for name, p in self.ports.items():
+            if port is None or name == port:
+                for k, v in p.decoder.stats().items():
+                    out[k] = out.get(k, 0) + v
+        return out
+
+    def aligned(self) -> "Aligned":  # noqa: F821 - offline use with keep_samples
+        """Align everything kept (``keep_samples=True``) with the final clock models."""
+        host, vals, resid = {}, {}, {}
+        for nid in sorted(set(self.kept) | set(self.kept_mapped)):
+            node = self.nodes[nid]
+            node.sync.flush()
+            node.oneway.flush()
+            chunks = list(self.kept_mapped.get(nid, []))
+            if self.kept.get(nid):
+                chunks.append(self._map_parts(node, self.kept[nid]))
+            host[nid] = np.concatenate([c[0] for c in chunks])
+            vals[nid] = np.concatenate([c[1] for c in chunks])
+            m = node.model()
+            resid[nid] = float("nan") if m is None else m.residual_s
+        return align(host, vals, self.rate_hz, clock_residual_s=resid)
+
+
+def process_trace(trace, pipeline: Pipeline | None = None, *, name: str | None = None) -> Pipeline:
+    """Run a whole trace (all its RX chunks, with their receive times) through a pipeline."""
+    from trackside.aggregator.traces import EVENT, RX
+    import json
+
+    pl = pipeline or Pipeline(keep_samples=True)
+    port = name or trace.port or str(trace.path)
+    t0 = trace.t0
+    run_data: list[bytes] = []
+    run_t: list[float] = []
+
+    def flush() -> None:
+        if run_data:
+            ends = np.cumsum([len(d) for d in run_data])
+            pl.feed_chunks(port, b"".join(run_data), ends, np.asarray(run_t))
+            run_data.clear()
+            run_t.clear()
+
+    for tag, t_ns, payload in trace.records:
+        if tag == RX:
+            run_data.append(payload)
+            run_t.append(t0 + t_ns * 1e-9)
+        elif tag == EVENT:
+            flush()
+            ev = json.loads(payload).get("event")
+            if ev in ("open", "close"):
+                pl.port_event(port, ev, t0 + t_ns * 1e-9)
+    flush()
+    return pl
+
+
+class Aggregator:
+    """Live recording: readers on serial ports feeding a :class:`Pipeline`, time-sync requests
+    every ``sync_interval_s``, commands with acks and timeouts, and the session store."""
+
+    def __init__(self, ports: Sequence[str], *, writer: FrameWriter | None = None, rate_hz: float = 200.0,
+                 baudrate: int = 921600, sync_interval_s: float = 0.5, on_aligned: Callable | None = None,
+                 trace_dir=None, max_wait_s: float = 0.015, clock: Callable[[], float] = time.time,
+                 align_live: bool = True):
+        self.clock = clock
+        self.pipeline = Pipeline(writer, rate_hz=rate_hz, on_aligned=on_aligned, max_wait_s=max_wait_s,
+                                 clock=clock, on_reply=self._send)
+        self.sync_interval_s = sync_interval_s
+        self.readers: dict[str, PortReader] = {}
+        self.traces: dict = {}
+        self._halt = threading.Event()
+        self._req = 0
+        self._align_live = align_live
+        for port in ports:
+            tw = None
+            if trace_dir is not None:
+                from pathlib import Path
+
+                from trackside.aggregator.traces import TraceWriter
+                safe = port.replace("/", "_").replace(":", "_").strip("_")
+                tw = TraceWriter(Path(trace_dir) / f"{safe}.tstrace", port=port, baudrate=baudrate)
+                self.traces[port] = tw
+            self.readers[port] = PortReader(port, self._bytes_cb(port, tw), on_state=self._state_cb(port, tw),
+                                            baudrate=baudrate, clock=clock)
+        self._ticker = threading.Thread(target=self._tick, name="trackside-ticker", daemon=True)
+
+    def _bytes_cb(self, port: str, tw):
+        feed = self.pipeline.feed
+        if tw is None:
+            return lambda data, t: feed(port, data, t)
+
+        def cb(data: bytes, t: float) -> None:
+            tw.rx(data, int((t - tw.t0) * 1e9))
+            feed(port, data, t)
+        return cb
+
+    def _state_cb(self, port: str, tw):
+        def cb(state: str, t: float, detail: str) -> None:
+            if tw is not None and state in ("open", "close"):
+                tw.event(state, int((t - tw.t0) * 1e9), detail=detail)
+            self.pipeline.port_event(port, state, t, detail)
+        return cb
+
+    def _send(self, port: str, data: bytes) -> bool:
+        r = self.readers.get(port)
+        if r is None:
+            return False
+        tw = self.traces.get(port)
+        if tw is not None:
+            tw.tx(data, int((self.clock() - tw.t0) * 1e9))
+        return r.write(data)
+
+    def start(self) -> "Aggregator":
+        if self._align_live:
+            self.pipeline.start_aligner(self.clock())
+        for r in self.readers.values():
+            r.start()
+        self._ticker.start()
+        return self
+
+    def _tick(self) -> None:
+        next_sync = self.clock()
+        while not self._halt.wait(0.005):
+            self.pipeline.poll()
+            now = self.clock()
+            if self.sync_interval_s and now >= next_sync:
+                next_sync = now + self.sync_interval_s
+                for port, r in self.readers.items():
+                    if r.opened.is_set():
+                        self._req = (self._req + 1) & 0xFFFF
+                        t1 = self.clock()
+                        self._send(port, self.pipeline.sync_request(port, self._req, t1))
+
+    def command(self, node_id: int, name: str, *args: int, timeout: float = 1.0) -> PendingCommand:
+        """Send a command (``start``, ``stop``, ``rate`` HZ, ``identify`` S, ``calibrate`` MS, ...)
+        to a node; returns the pending command (``.done`` is set on ack, nack or timeout)."""
+        if name not in COMMANDS:
+            raise ValueError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
+        pl = self.pipeline
+        node = pl.nodes.get(node_id)
+        if node is None:
+            raise ValueError(f"node {node_id} not seen on any port")
+        with pl._lock:
+            data, seq = pl.host_writer(node_id).command(int(self.clock() * 1e6) & 0xFFFFFFFF, COMMANDS[name], tuple(args))
+            cmd = pl.commands.sent(node_id, seq, name, timeout)
+        if not self._send(node.port, data):
+            cmd.detail = "port not open"
+            cmd.done.set()
+        return cmd
+
+    def stop(self) -> None:
+        self._halt.set()
+        for r in self.readers.values():
+            r.stop()
+        if self._ticker.is_alive():
+            self._ticker.join(2)
+        self.pipeline.poll()
+        self.pipeline.finish()
+        for tw in self.traces.values():
+            tw.close()
+
+
+def iter_ports(ports: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ports))
+
+
+__all__ = ["Pipeline", "Aggregator", "NodeState", "process_trace", "COMMANDS", "tsproto"]
