@@ -300,12 +300,11 @@ class FixedKalman:
         r0 = self.r0; r1 = self.r1; r2 = self.r2; r3 = self.r3
         bix = self.bix; biy = self.biy; biz = self.biz
         D = self.D; N = self.N; k = self.k
-        gyro = self.gyro
         j = 9 * i
         o = 4 * i
-        while i < n:
-            # ---- every sample: gyro strapdown with exact (error-feedback) integration ----
-            if gyro:
+        if self.gyro:
+            for i in range(i, n):
+                # ---- every sample: gyro strapdown, exact integral by error feedback ----
                 wx = buf[j] - bix
                 wy = buf[j + 1] - biy
                 wz = buf[j + 2] - biz
@@ -313,33 +312,43 @@ class FixedKalman:
                 t1 = r1 + w * wx + y * wz - z * wy
                 t2 = r2 + w * wy - x * wz + z * wx
                 t3 = r3 + w * wz + x * wy - y * wx
-                e0 = t0 // D
-                e1 = t1 // D
-                e2 = t2 // D
-                e3 = t3 // D
-                r0 = t0 - e0 * D
-                r1 = t1 - e1 * D
-                r2 = t2 - e2 * D
-                r3 = t3 - e3 * D
-                w += e0
-                x += e1
-                y += e2
-                z += e3
-            k += 1
-            if k >= N:
-                k = 0
-                self.w = w; self.x = x; self.y = y; self.z = z
-                self._correct(buf, j)
-                w = self.w; x = self.x; y = self.y; z = self.z
-                bix = self.bix; biy = self.biy; biz = self.biz
-            if out is not None:
-                out[o] = w
-                out[o + 1] = x
-                out[o + 2] = y
-                out[o + 3] = z
-                o += 4
-            j += 9
-            i += 1
+                w += t0 // D        # floor; the remainder carries to the next sample
+                r0 = t0 % D
+                x += t1 // D
+                r1 = t1 % D
+                y += t2 // D
+                r2 = t2 % D
+                z += t3 // D
+                r3 = t3 % D
+                k += 1
+                if k >= N:
+                    k = 0
+                    self.w = w; self.x = x; self.y = y; self.z = z
+                    self._correct(buf, j)
+                    w = self.w; x = self.x; y = self.y; z = self.z
+                    bix = self.bix; biy = self.biy; biz = self.biz
+                if out is not None:
+                    out[o] = w
+                    out[o + 1] = x
+                    out[o + 2] = y
+                    out[o + 3] = z
+                    o += 4
+                j += 9
+        else:
+            for i in range(i, n):
+                # accel+mag mode: a TRIAD step every N samples
+                k += 1
+                if k >= N:
+                    k = 0
+                    self._correct(buf, j)
+                    w = self.w; x = self.x; y = self.y; z = self.z
+                if out is not None:
+                    out[o] = w
+                    out[o + 1] = x
+                    out[o + 2] = y
+                    out[o + 3] = z
+                    o += 4
+                j += 9
         self.w = w; self.x = x; self.y = y; self.z = z
         self.r0 = r0; self.r1 = r1; self.r2 = r2; self.r3 = r3
         self.k = k
