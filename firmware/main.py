@@ -25,8 +25,12 @@ def _crash(e):
         micropython.kbd_intr(3)
     except Exception:
         pass
-    import time
-    time.sleep(5)
+    try:
+        from tsfw import clock  # the board's clock (virtual on a simulated board)
+        clock.sleep_us(5000000)
+    except Exception:
+        import time
+        time.sleep(5)
     import machine
     machine.reset()
 

@@ -77,8 +77,9 @@ import machine  # loads /board.json: chips, streams, ADC, clock mode
 import json
 P = json.load(open('/vnode.json'))
 use_clock(P['realtime'])
-from tsfw import app
-app.main('/config.json')
+# as a device does after reset: boot.py, then main.py (the firmware's own entry points)
+exec(open('/boot.py').read())
+exec(open('/main.py').read())
 """
 
 _GATEWAY_MAIN = _REALTIME_CLOCK + r"""
@@ -266,6 +267,7 @@ def start_virtual_node(node_id: int, segment: str, motion=None, chip: str = "mpu
         }))
         (workdir / "vnode.json").write_text(json.dumps({"realtime": bool(realtime)}))
         files = [(stream, "/data/m.tsms"), (workdir / "config.json", "/config.json"),
+                 (mpy.FIRMWARE_DIR / "boot.py", "/boot.py"), (mpy.FIRMWARE_DIR / "main.py", "/main.py"),
                  (workdir / "board.json", "/board.json"), (workdir / "vnode.json", "/vnode.json")]
         return _spawn(workdir, _NODE_MAIN, files, pty, (node_id,), heap)
     except BaseException:
