@@ -318,6 +318,14 @@ def main(argv=None):
                   f"({spm:4.1f} samples/frame; worst stream {worst} {per[worst]:.2f})")
         if label == "BROAD":
             print("  per trial (spf=255): " + ", ".join(f"{k[6:]} {v:.2f}" for k, v in r[255][2].items()))
+    print("share of 3/4-value groups whose residuals all fit one byte (-128..127), all data:")
+    allrows = np.concatenate(list(sets.values())).astype(np.int64)
+    for name, cols in (("acc", [0, 1, 2]), ("gyr", [3, 4, 5]), ("mag", [6, 7, 8]), ("quat", [9, 10, 11, 12])):
+        x = allrows[:, cols]
+        d1 = np.abs(np.diff(x, 1, axis=0)).max(axis=1)
+        d2 = np.abs(np.diff(x, 2, axis=0)).max(axis=1)
+        print(f"  {name:4s}: first order {np.mean(d1 <= 127) * 100:5.1f}%, second order {np.mean(d2 <= 127) * 100:5.1f}%"
+              f"{'  (mag coded first order: held samples cost 0 bytes)' if name == 'mag' else ''}")
     r_all = bytes_per_sample(sets, [16, 255])
     rr = bytes_per_sample({k: v for k, v in list(sets.items())[:4]}, [255], raw=True)
     print(f"raw-only mode (9 values, first 4 streams, spf=255): {rr[255][0]:.2f} B/sample")
