@@ -272,3 +272,52 @@ def test_stream_file_roundtrip_and_errors(tmp_path):
         motion.static(0, 100)
     noisy = motion.static(1.0, 100.0).with_errors(gyro_bias_dps=(1, 0, 0), seed=2)
     assert abs(np.degrees(noisy.gyro_rads[:, 0].mean()) - 1) < 0.02
+
+
+def test_stream_resampled_to_the_chip_odr(i2c, tmp_path):
+    """A 400 Hz stream played by a chip at 200 Hz: every second row."""
+    rows = np.zeros((40, 9), np.int32)
+    rows[:, 0] = np.arange(40) * 10
+    path = motion.write_stream(tmp_path / "r.tsms", rows, 400.0)
+    chip = MPU9250(stream=str(path))
+    board.install(chip)
+    wr(i2c, 0x68, 0x1A, 0x41)
+    wr(i2c, 0x68, 0x19, 4)           # 200 Hz
+    wr(i2c, 0x68, 0x23, 0x08)        # accel only
+    wr(i2c, 0x68, 0x6A, 0x44)
+    r0 = chip._cursor.row
+    board.clock.advance(30_000)      # 6 samples
+    vals = np.frombuffer(rd(i2c, 0x68, 0x74, 36), ">i2").reshape(6, 3)[:, 0]
+    assert (vals == (r0 + 2 * np.arange(6)) % 40 * 10).all()
+
+
+def test_driver_on_cpython_long_run_drift_windows(i2c):
+    """The firmware driver also runs under CPython: 200 s of a 0.3 % slow oscillator at 50 Hz,
+    read every 100 ms: the drift estimate survives its window restarts (~67 s each)."""
+    from tsfw import clock
+    from tsfw import drivers as drv_mod
+
+    clock.use(board.clock)
+    try:
+        chip = MPU9250(odr_error_ppm=-3000)
+        board.install(chip)
+        drv = drv_mod.detect(i2c, rate_hz=50)
+        from array import array
+        out, ts = array("h", [0] * 9 * 32), array("i", [0] * 32)
+        stamps = []
+        while board.clock.elapsed_us() < 200_000_000:
+            board.clock.advance(100_000)
+            n = drv.fifo_read(out, 32, ts)
+            stamps.extend(ts[:n])
+        assert drv._windows >= 2 and drv.resyncs == 0 and drv.overflows == 0
+        assert abs(drv.drift_ppm + 3000) < 150, drv.drift_ppm
+        per = chip._per / 256
+        true_last = (chip._t - (chip._per >> 8))
+        # the samples still in the FIFO come after the last delivered one
+        cnt = rd(i2c, 0x68, 0x72, 2)
+        left = (cnt[0] << 8 | cnt[1]) // 20
+        true = true_last - (left + len(stamps) - 1 - np.arange(len(stamps))) * per
+        err = np.array(stamps) - true
+        assert np.abs(err[len(err) // 2:]).max() < per / 2
+    finally:
+        clock.use(None)
