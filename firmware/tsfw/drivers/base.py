@@ -7,8 +7,6 @@ got round to reading: consecutive samples are one sample period apart, and the p
 corrected by the measured drift of the sensor's oscillator against ``ticks_us``.
 """
 
-from tsfw import clock
-
 try:
     from micropython import const
 except ImportError:  # CPython
