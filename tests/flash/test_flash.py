@@ -63,7 +63,7 @@ def test_flash_rejects_bad_config_and_unreachable_port(tmp_path):
                           "--segment", "left_shank"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert bad.returncode == 2 and "node_id" in bad.stderr
     down = subprocess.run([sys.executable, "-m", "trackside", "flash", "socket://127.0.0.1:9", "--node-id", "3",
-                           "--segment", "left_shank", "--timeout", "20"], capture_output=True, text=True,
+                           "--segment", "left_shank", "--timeout", "5"], capture_output=True, text=True,
                           timeout=120, cwd=REPO)
     assert down.returncode == 1 and "mpremote failed" in down.stdout
 

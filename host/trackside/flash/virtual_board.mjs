@@ -20,10 +20,6 @@ const modName = process.env.TRACKSIDE_MPY_MODULE || "@micropython/micropython-we
 const { loadMicroPython } = await import(modName);
 
 let client = null;
-const pending = [];
-function send(bytes) {
-  if (client) client.write(Buffer.from(bytes));
-}
 const mp = await loadMicroPython({
   heapsize: 8 * 1024 * 1024,
   linebuffer: false,
@@ -53,20 +49,48 @@ del builtins
 `);
 mp.replInit();
 
-// Raw-paste mode is not supported by this REPL: answer its request with "R\x00" so mpremote
-// falls back to the plain raw REPL.
-let rawPasteState = 0;
+// Raw-paste mode (what mpremote uses on real boards): the event-driven REPL lacks it, so the
+// server speaks it: answer "R\x01" + window size, grant windows with \x01, ack the end with \x04,
+// then run the collected code through the plain raw REPL, hiding its "OK" (raw-paste sends none).
+const WINDOW = 512;
+let state = "normal";        // normal | esc | escA | paste
+let paste = [];
+let sinceGrant = 0;
+let hideOk = 0;
+function send(bytes) {
+  if (!client) return;
+  let b = Buffer.from(bytes);
+  while (hideOk > 0 && b.length > 0) { b = b.subarray(1); hideOk--; }
+  if (b.length) client.write(b);
+}
 async function feed(data) {
   for (const c of data) {
-    if (rawPasteState === 0 && c === 0x05) { rawPasteState = 1; pending.push(c); continue; }
-    if (rawPasteState === 1) {
-      if (c === 0x41) { rawPasteState = 2; pending.push(c); continue; }
-      rawPasteState = 0;
-    } else if (rawPasteState === 2) {
-      rawPasteState = 0;
-      if (c === 0x01) { pending.length = 0; send([0x52, 0x00]); continue; }
+    if (state === "paste") {
+      if (c === 0x04) {
+        state = "normal";
+        client && client.write(Buffer.from([0x04]));
+        hideOk = 2;
+        for (const p of paste) await step(p);
+        paste = [];
+        await step(0x04);
+      } else {
+        paste.push(c);
+        if (++sinceGrant >= WINDOW) { sinceGrant = 0; client && client.write(Buffer.from([0x01])); }
+      }
+      continue;
     }
-    while (pending.length) await step(pending.shift());
+    if (state === "normal" && c === 0x05) { state = "esc"; continue; }
+    if (state === "esc") {
+      if (c === 0x41) { state = "escA"; continue; }
+      state = "normal"; await step(0x05);
+    } else if (state === "escA") {
+      if (c === 0x01) {
+        state = "paste"; paste = []; sinceGrant = 0;
+        client && client.write(Buffer.from([0x52, 0x01, WINDOW & 0xff, WINDOW >> 8]));
+        continue;
+      }
+      state = "normal"; await step(0x05); await step(0x41);
+    }
     await step(c);
   }
 }
