@@ -105,11 +105,23 @@ class SampleBatcher:
     def add(self, t_us, s):
         """Append one sample; True when a frame is complete (then call frame())."""
         self._t = t_us
-        return self._send(s)
+        try:
+            return self._send(s)
+        except Exception as e:  # bad sample: the generator is gone -- restart it, say why
+            self._restart()
+            raise ValueError("SampleBatcher.add: s must hold %d int16 values (%r)" % (9 if self.raw else 13, e))
 
     def flush(self):
         """Close the current partial frame; True when a frame is ready (then call frame())."""
         return self._send(None)
+
+    def _restart(self):
+        # The frame in progress is lost: the next one carries F_GAP.
+        self._todo = False
+        self._flags |= F_GAP
+        self._gen = self._run()
+        self._send = self._gen.send
+        next(self._gen)
 
     def frame(self):
         """The completed frame: memoryview of the wire bytes inside the internal buffer.

@@ -227,3 +227,17 @@ except AttributeError:
     print('AttributeError')
 """
     assert _run(code).text.split() == ["1", "SampleBatcher", "Hello", "8", "StreamDecoder", "True", "AttributeError"]
+
+
+def test_bad_sample_is_a_clear_error_on_micropython():
+    code = """
+from tsproto.batch import SampleBatcher
+enc = SampleBatcher(1, 4, 5000)
+enc.add(0, [1] * 13)
+try:
+    enc.add(1, [1] * 3)
+except ValueError as e:
+    print('ValueError', 'int16' in str(e))
+print(enc.add(2, [1] * 13), enc.flush())
+"""
+    assert _run(code).text.split() == ["ValueError", "True", "False", "True"]

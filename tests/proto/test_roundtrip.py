@@ -217,3 +217,18 @@ def test_frame_layout_is_as_specified():
     assert p[:9] == bytes([0x10, 0x42, 5, 0, 0, 4, 3, 2, 1])
     assert p[9:11] == b"\xaa\xbb"
     assert struct.unpack("<I", p[11:])[0] == zlib.crc32(bytes(p[:11]), CRC_INIT)
+
+
+def test_bad_sample_raises_valueerror_and_encoder_recovers():
+    w = FrameWriter(1)
+    enc = SampleBatcher(w, 4, 5000)
+    enc.add(0, [1] * 13)
+    for bad in ([1] * 5, [1.5] * 13, None if False else [None] * 13):
+        with pytest.raises(ValueError, match="13 int16"):
+            enc.add(5000, bad)
+    frames = []
+    for k in range(4):
+        if enc.add(10000 + k * 5000, [2] * 13):
+            frames.append(bytes(enc.frame()))
+    (m,) = StreamDecoder().feed(b"".join(frames))
+    assert m.gap and m.samples == [[2] * 13] * 4 and m.t_us == 10000
