@@ -120,16 +120,104 @@ def bvh_frames(skeleton: Skeleton, segment_quats: Mapping[str, np.ndarray], root
     return np.concatenate([root_b, eul], axis=1)
 
 
+_TABLES: tuple | None = None
+
+
+def _tables():
+    """ASCII of 0..9999: right-aligned with blanks, zero-padded, and the count of leading blanks."""
+    global _TABLES
+    if _TABLES is None:
+        v = np.arange(10000)
+        blank = np.frombuffer("".join(f"{i:4d}" for i in v).encode("ascii"), np.uint8).reshape(10000, 4)
+        zero = np.frombuffer("".join(f"{i:04d}" for i in v).encode("ascii"), np.uint8).reshape(10000, 4)
+        lead = (blank == ord(" ")).sum(axis=1)
+        _TABLES = (blank, zero, lead)
+    return _TABLES
+
+
 def format_frames(values: np.ndarray, precision: int = 4) -> bytes:
-    """Frame rows as BVH text lines (bytes, each ending in a newline)."""
+    """Frame rows as BVH text lines (bytes, each ending in a newline).
+
+    Vectorized fixed-point formatting with table look-ups (numbers right-aligned in
+    space-padded fields, ``precision`` decimals; a column gets wider fields only if it needs
+    them, e.g. a root position beyond 100 m): much faster than ``%``-formatting row by row,
+    which is what lets a 10-minute, 15-node, 200 Hz session export in seconds.
+    Whitespace-separated, as every BVH reader expects.
+    """
     values = np.asarray(values, float)
     if values.ndim != 2:
         raise ValueError("frames must be a 2-D array")
     if not np.all(np.isfinite(values)):
         raise ValueError("BVH frames must be finite numbers")
-    values = np.round(values, int(precision)) + 0.0  # no "-0.0000"
-    fmt = " ".join([f"%.{int(precision)}f"] * values.shape[1])
-    return ("\n".join(fmt % tuple(r) for r in values.tolist()) + "\n").encode("ascii")
+    n, c = values.shape
+    if n == 0:
+        return b""
+    big = np.abs(values).max(axis=0) >= 9999.5
+    if big.any() and not big.all():
+        parts = {}
+        for mask in (big, ~big):
+            idx = np.flatnonzero(mask)
+            blk = _format_block(values[:, idx], precision)
+            w = blk.shape[1] // len(idx)
+            for j, col in enumerate(idx):
+                parts[col] = blk[:, j * w:(j + 1) * w]
+        body = np.concatenate([parts[j] for j in range(c)], axis=1)
+    else:
+        body = _format_block(values, precision)
+    buf = np.empty((n, body.shape[1]), np.uint8)
+    buf[:, :-1] = body[:, 1:]  # drop the first separator of each line
+    buf[:, -1] = ord("\n")
+    return buf.tobytes()
+
+
+def _format_block(values: np.ndarray, precision: int) -> np.ndarray:
+    """N x (C * width) ASCII block, each field starting with a separator space."""
+    p = int(precision)
+    if not (0 < p <= 8):
+        raise ValueError("precision must be 1..8 decimals")
+    n, c = values.shape
+    scale = 10 ** p
+    k = np.rint(np.abs(values) * scale).astype(np.int64)
+    neg = (values < 0) & (k > 0)  # no "-0.0000"
+    ip = k // scale
+    fp = k % scale
+    if ip.max() >= 10 ** 8:
+        raise ValueError("BVH values must be below 1e8 in magnitude")
+    blank, zero, lead4 = _tables()
+    wide = bool(ip.max() >= 10000)
+    short = bool(ip.max() < 1000)  # angles: 3 integer digits are enough
+    n_int = 8 if wide else (3 if short else 4)
+    # field: [space][sign slot][n_int digits][.][p digits]
+    width = 2 + n_int + 1 + p
+    out = np.empty((n, c, width), np.uint8)
+    out[..., :2] = ord(" ")
+    if wide:
+        hi, lo = ip // 10000, ip % 10000
+        has_hi = hi > 0
+        out[..., 2:6] = blank[hi]
+        out[..., 6:10] = np.where(has_hi[..., None], zero[lo], blank[lo])
+        out[..., 2:6][~has_hi] = ord(" ")
+        n_lead = np.where(has_hi, lead4[hi], 4 + lead4[lo])
+    elif short:
+        out[..., 2:5] = blank[ip][..., 1:]
+        n_lead = lead4[ip] - 1
+    else:
+        out[..., 2:6] = blank[ip]
+        n_lead = lead4[ip]
+    out[..., 2 + n_int] = ord(".")
+    frac = fp * (10 ** (4 - p)) if p <= 4 else fp // (10 ** (p - 4))
+    if p <= 4:
+        out[..., 3 + n_int:] = zero[frac][..., :p]
+    else:  # more than 4 decimals: first 4 from the table, the rest digit by digit
+        out[..., 3 + n_int:7 + n_int] = zero[frac]
+        rest = fp % (10 ** (p - 4))
+        pw = 10 ** np.arange(p - 5, -1, -1, dtype=np.int64)
+        out[..., 7 + n_int:] = ((rest[..., None] // pw) % 10).astype(np.uint8) + ord("0")
+    # the minus sign goes right before the first digit: slot 1 + n_lead
+    if neg.any():
+        rows, cols = np.nonzero(neg)
+        out[rows, cols, 1 + n_lead[rows, cols]] = ord("-")
+    return out.reshape(n, c * width)
 
 
 class BvhWriter:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from trackside.kinematics.quat import from_rot, rotate
+from trackside.kinematics.quat import from_rot, qmul, rotate
 
 __all__ = ["GRAVITY", "FootTrack", "detect_stance", "foot_track", "gait_one_foot", "gait_session",
            "pelvis_track", "load_foot_npz"]
@@ -167,6 +167,16 @@ def _inner(c) -> slice:
     return slice(a + m, b - m)
 
 
+def _prefix_product(inc: np.ndarray) -> np.ndarray:
+    """Running quaternion products inc[0], inc[0]*inc[1], ... (Hillis-Steele scan)."""
+    out = inc.copy()
+    shift = 1
+    while shift < len(out):
+        out[shift:] = qmul(out[:-shift], out[shift:])
+        shift *= 2
+    return out
+
+
 def _attitude(gyr, acc, mag, contacts, dt) -> np.ndarray:
     """Gyro strapdown attitude with tilt (and magnetic heading) resets at each contact start."""
     n = len(gyr)
@@ -201,20 +211,21 @@ def _attitude(gyr, acc, mag, contacts, dt) -> np.ndarray:
     if stance_start[0]:
         q[0] = _tilt_align(q[0], mean_f[0])
     inc = from_rot(Rotation.from_rotvec(0.5 * (gyr[1:] + gyr[:-1]) * dt))
-    for k in range(1, n):
-        a, b = q[k - 1], inc[k - 1]
-        qk = np.array([
-            a[0] * b[0] - a[1] * b[1] - a[2] * b[2] - a[3] * b[3],
-            a[0] * b[1] + a[1] * b[0] + a[2] * b[3] - a[3] * b[2],
-            a[0] * b[2] - a[1] * b[3] + a[2] * b[0] + a[3] * b[1],
-            a[0] * b[3] + a[1] * b[2] - a[2] * b[1] + a[3] * b[0],
-        ])
-        qk /= np.sqrt(qk @ qk)
-        if stance_start[k]:
-            qk = _tilt_align(qk, mean_f[k])
+    # between two stance starts the attitude is a running product of increments: computed
+    # vectorized (prefix scan); the corrections at stance starts chain the pieces
+    starts = [k for k in np.flatnonzero(stance_start) if k > 0] + [n]
+    k0 = 1
+    for k1 in starts:
+        if k1 > k0:
+            q[k0:k1] = qmul(q[k0 - 1], _prefix_product(inc[k0 - 1:k1 - 1]))
+            q[k0:k1] /= np.linalg.norm(q[k0:k1], axis=1, keepdims=True)
+        if k1 < n:
+            qk = qmul(q[k1 - 1], inc[k1 - 1])
+            qk = _tilt_align(qk / np.linalg.norm(qk), mean_f[k1])
             if mag_ref is not None:
-                qk = _heading_align(qk, mean_m[k], mag_ref)
-        q[k] = qk
+                qk = _heading_align(qk, mean_m[k1], mag_ref)
+            q[k1] = qk
+        k0 = k1 + 1
     return q
 
 

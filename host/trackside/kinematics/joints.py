@@ -135,9 +135,12 @@ def bvh_euler(segment_quats: Mapping[str, np.ndarray], skeleton: Skeleton, order
     order = order.upper()
     if sorted(order) != ["X", "Y", "Z"]:
         raise ValueError(f"channel order must be a permutation of XYZ, got {order!r}")
-    mats = bvh_rotations(segment_quats, skeleton)
+    rel = relative_quats(segment_quats, skeleton)
     cols = []
     for seg in skeleton.segments:
-        e = Rotation.from_matrix(mats[seg.name]).as_euler(order, degrees=True)
-        cols.append(unwrap_deg(e))
+        q = rel[seg.name]
+        q = np.where(np.all(np.isfinite(q), axis=1, keepdims=True), q, [1.0, 0.0, 0.0, 0.0])
+        # the same rotation in BVH axes (X = body y, Y = body z, Z = body x): permute the vector part
+        r = Rotation.from_quat(q[:, [2, 3, 1, 0]])
+        cols.append(unwrap_deg(r.as_euler(order, degrees=True)))
     return np.concatenate(cols, axis=1)

@@ -35,13 +35,12 @@ def write_plots(out: Path, time_s: np.ndarray, angles: Mapping[str, np.ndarray],
             ax = axes[i][j]
             a = np.asarray(angles[f"{side}_{name}"], float)
             curves = []
-            for t0, t1 in zip(tds[:-1], tds[1:]):
-                if t1 - t0 > 3.0:
-                    continue
-                x = np.linspace(t0, t1, 101)
-                c = np.interp(x, t, a)
+            pairs = [(t0, t1) for t0, t1 in zip(tds[:-1], tds[1:]) if t1 - t0 <= 3.0]
+            for m, (t0, t1) in enumerate(pairs):
+                c = np.interp(np.linspace(t0, t1, 101), t, a)
                 curves.append(c)
-                ax.plot(grid, c, color="0.7", lw=0.6)
+                if m >= len(pairs) - 40:  # draw the last 40 strides, average all of them
+                    ax.plot(grid, c, color="0.7", lw=0.6)
             if curves:
                 ax.plot(grid, np.nanmean(curves, axis=0), color="C0" if side == "left" else "C3", lw=2)
                 ax.set_xlabel("% stride (touchdown to touchdown)") if i == len(names) - 1 else None
