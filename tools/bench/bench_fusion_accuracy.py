@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sim", type=int, default=6, help="simulated held-out recordings (0 = none)")
     ap.add_argument("--no-cost", action="store_true", help="skip the MicroPython cost measurement")
     ap.add_argument("--cost-samples", type=int, default=20000)
+    ap.add_argument("--sensitivity", action="store_true",
+                    help="also rerun the device filter on BROAD with each parameter halved and doubled")
     args = ap.parse_args(argv)
 
     from trackside.fusion.metrics import broad_rmse, broad_trials, error_angles, load_recording
@@ -104,6 +106,9 @@ def main(argv=None) -> int:
     else:
         print(f"no BROAD data under {args.shared}: skipping the real recordings")
 
+    if recs and args.sensitivity:
+        sensitivity(recs, args.chip)
+
     if args.sim > 0:
         from trackside.fusion.simulate import simulate_recording
 
@@ -121,6 +126,23 @@ def main(argv=None) -> int:
     if not args.no_cost and "device" in names:
         cost(args, recs)
     return 0
+
+
+def sensitivity(recs, chip) -> None:
+    """Held-out proxy: the parameters are physical defaults (VQF's where they exist), not fitted;
+    if the result needed fine tuning on these 7 trials it would move when they are changed."""
+    from trackside.fusion.device import run_device
+    from trackside.fusion.metrics import broad_rmse
+
+    base = dict(tau_acc=3.0, tau_lp=3.0, tau_mag=9.0, tau_ref=30.0, mag_norm_th=0.1, mag_dip_th=0.1,
+                rest_gyr_dps=2.0, rest_acc_ms2=0.5, rest_time=1.5)
+    print("\n## sensitivity: device filter mean total RMSE on BROAD, each parameter x0.5 / x2")
+    for k, v in base.items():
+        row = f"{k:16s} default {v:<6g}"
+        for f in (0.5, 2.0):
+            t = [broad_rmse(run_device(r, chip=chip, **{k: v * f}), r.quat, r.movement).total for r in recs]
+            row += f"  x{f:<3g} mean {np.mean(t):5.2f} (max {max(t):5.2f})"
+        print(row, flush=True)
 
 
 def cost(args, recs) -> None:
