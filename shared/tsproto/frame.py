@@ -128,7 +128,11 @@ class FrameWriter:
 
     def encode(self, msg, t_us):
         """Wire bytes of a Message object (its header fields are ignored)."""
-        return self.frame(msg.TYPE, t_us, msg.body())
+        try:
+            body = msg.body()
+        except Exception as e:  # struct.error (CPython), TypeError, ...: name the message
+            raise ValueError("cannot encode %s %r: %s" % (type(msg).__name__, msg.fields(), e))
+        return self.frame(msg.TYPE, t_us, body)
 
     # Typed encoders: keyword arguments are the FIELDS of the message class.
     def hello(self, t_us, rate_hz, accel_range_g, gyro_range_dps, mag_range_ut, mode, calib_id, fw_version, chip):

@@ -232,3 +232,14 @@ def test_bad_sample_raises_valueerror_and_encoder_recovers():
             frames.append(bytes(enc.frame()))
     (m,) = StreamDecoder().feed(b"".join(frames))
     assert m.gap and m.samples == [[2] * 13] * 4 and m.t_us == 10000
+
+
+def test_bad_message_fields_raise_valueerror():
+    w = FrameWriter(1)
+    with pytest.raises(ValueError, match="Hello"):
+        w.hello(0, 70000, 8, 2000, 4912, 1, 0, "1", "x")
+    with pytest.raises(ValueError, match="Command"):
+        w.command(0, tsproto.CMD_SET_RATE, (1, 2))
+    with pytest.raises(ValueError, match="Status"):
+        w.status(0, None, 0, 0, 0, 0, 0, 0)
+    assert w.seq == 0  # nothing was sent
