@@ -473,7 +473,7 @@ class Pipeline:
 
 def process_trace(trace, pipeline: Pipeline | None = None, *, name: str | None = None) -> Pipeline:
     """Run a whole trace (all its RX chunks, with their receive times) through a pipeline."""
-    from trackside.aggregator.traces import EVENT, RX
+    from trackside.aggregator.traces import EVENT, RX, TX
     import json
 
     pl = pipeline or Pipeline(keep_samples=True)
@@ -489,8 +489,15 @@ def process_trace(trace, pipeline: Pipeline | None = None, *, name: str | None =
             run_data.clear()
             run_t.clear()
 
+    from tsproto.decoder import StreamDecoder
+
+    txdec = StreamDecoder()
     for tag, t_ns, payload in trace.records:
-        if tag == RX:
+        if tag == TX:
+            for m in txdec.feed(payload):
+                if m.type == C.T_TIMESYNC_REQ:
+                    pl.sync_pending[(port, m.req_id)] = m.t1 * 1e-6
+        elif tag == RX:
             run_data.append(payload)
             run_t.append(t0 + t_ns * 1e-9)
         elif tag == EVENT:
@@ -547,6 +554,12 @@ class Aggregator:
             if tw is not None and state in ("open", "close"):
                 tw.event(state, int((t - tw.t0) * 1e9), detail=detail)
             self.pipeline.port_event(port, state, t, detail)
+            if state == "open":
+                # whatever a node said before we listened (its boot hello) is gone: ask again
+                with self.pipeline._lock:
+                    data, _ = self.pipeline.host_writer(C.NODE_BROADCAST).command(
+                        int(self.clock() * 1e6) & 0xFFFFFFFF, C.CMD_HELLO, ())
+                self._send(port, data)
         return cb
 
     def _send(self, port: str, data: bytes) -> bool:
@@ -579,19 +592,24 @@ class Aggregator:
                         t1 = self.clock()
                         self._send(port, self.pipeline.sync_request(port, self._req, t1))
 
-    def command(self, node_id: int, name: str, *args: int, timeout: float = 1.0) -> PendingCommand:
+    def command(self, node_id: int, name: str, *args: int, timeout: float = 1.0,
+                port: str | None = None) -> PendingCommand:
         """Send a command (``start``, ``stop``, ``rate`` HZ, ``identify`` S, ``calibrate`` MS, ...)
-        to a node; returns the pending command (``.done`` is set on ack, nack or timeout)."""
+        to a node; returns the pending command (``.done`` is set on ack, nack or timeout).
+        ``port``: where to send it if the node has not been heard yet."""
         if name not in COMMANDS:
             raise ValueError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
         pl = self.pipeline
         node = pl.nodes.get(node_id)
-        if node is None:
-            raise ValueError(f"node {node_id} not seen on any port")
+        if node is None and port is None and len(self.readers) == 1:
+            port = next(iter(self.readers))
+        if node is None and port is None:
+            raise ValueError(f"node {node_id} not seen on any port (say which port)")
+        target = port or node.port
         with pl._lock:
             data, seq = pl.host_writer(node_id).command(int(self.clock() * 1e6) & 0xFFFFFFFF, COMMANDS[name], tuple(args))
             cmd = pl.commands.sent(node_id, seq, name, timeout)
-        if not self._send(node.port, data):
+        if not self._send(target, data):
             cmd.detail = "port not open"
             cmd.done.set()
         return cmd
