@@ -25,7 +25,7 @@ from tsfw import clock
 from tsfw import config as _config
 from tsfw import commands
 from tsfw.battery import Battery
-from tsfw.led import Led, error_pattern, ERR_SENSOR_MISSING, ERR_CONFIG
+from tsfw.led import Led, error_pattern, ERR_SENSOR_MISSING, ERR_SENSOR_IO, ERR_CONFIG, ERR_LINK
 
 import tsproto.consts as C
 from tsproto.frame import FrameWriter, cobs_decode
@@ -71,6 +71,7 @@ class App:
         self.loop_overruns = 0
         self.frames_sent = 0
         self.link_errors = 0
+        self.link_ok = True          # ESP-NOW: did the gateway ack the last status?
         self.samples = 0
         self._ov_seen = 0
         self._raw = array("h", bytes(2 * 9 * MAX_DRAIN))
@@ -79,6 +80,7 @@ class App:
         self._qout = array("h", bytes(2 * 4 * MAX_DRAIN))  # filter output, Q14 w x y z
         self._ts = array("i", bytes(4 * MAX_DRAIN))        # sample times from the driver (ticks_us)
         self._io_fails = 0
+        self._i2c_lost = 0       # I2C errors of sensor instances given up on
         self._rate_hz = 0
         self._mag_wait = False
         self._goff = array("i", [0, 0, 0])      # gyro offsets in counts
@@ -311,6 +313,7 @@ class App:
     def _sensor_lost(self):
         self.stop()
         self.sensor_error = "sensor stopped answering (%d I2C errors)" % self.sensor.i2c_errors
+        self._i2c_lost += self.sensor.i2c_errors  # keep the status counter monotonic
         self.sensor = None
         self.led.error(ERR_SENSOR_IO)
         self.log(C.LOG_ERROR, self.sensor_error)
@@ -673,7 +676,7 @@ class App:
 
     def status_fields(self):
         s = self.sensor
-        i2c_errors = s.i2c_errors if s is not None else 0
+        i2c_errors = self._i2c_lost + (s.i2c_errors if s is not None else 0)
         temp = _TEMP_UNKNOWN
         if s is not None and hasattr(s, "temperature_c100"):
             try:
@@ -689,7 +692,18 @@ class App:
 
     def send_status(self):
         st = M.Status(**self.status_fields())
-        self._send(C.T_STATUS, self.now32(), st.body())
+        f = self.writer.frame(C.T_STATUS, self.now32(), st.body())
+        if self.link.name == "espnow":
+            # the status goes out acknowledged: no MAC-layer ack = the gateway is not there
+            ok = self.link.write(f, len(f), True)
+            if ok != self.link_ok:
+                self.link_ok = ok
+                if not ok:
+                    self.led.error(ERR_LINK)
+                elif self.sensor is not None:
+                    self.led.ok()
+        elif not self.link.write(f, len(f)):
+            self.link_errors += 1
         if self.sensor is None:
             self.log(C.LOG_ERROR, self.sensor_error or "no sensor")
 

@@ -180,3 +180,17 @@ def test_flaky_i2c_is_counted_not_fatal(tmp_path):
     assert statuses[-1].i2c_errors > 10
     n = sum(len(b.samples) for b in of(msgs, C.T_SAMPLES))
     assert n > 300 and n == res["samples"]
+
+
+def test_sensor_unplugged_midway_is_reported_and_found_again(tmp_path):
+    scenario = {"chip": "mpu9250", "stream": STILL, "seconds": 9.0, "detach_at": 1.0, "reattach_at": 3.0}
+    msgs, stats, res = run_node(tmp_path, scenario, None)
+    hellos = of(msgs, C.T_HELLO)
+    assert [h.chip for h in hellos] == ["MPU-9250", "none", "MPU-9250"]
+    logs = [m.text for m in of(msgs, C.T_LOG)]
+    assert any("sensor stopped answering" in t for t in logs), logs
+    assert any("sensor found" in t for t in logs), logs
+    statuses = of(msgs, C.T_STATUS)
+    assert max(st.i2c_errors for st in statuses) >= 50
+    batches = of(msgs, C.T_SAMPLES)
+    assert batches[0].t_us < 1_000_000 and batches[-1].t_us > 5_000_000   # streaming again

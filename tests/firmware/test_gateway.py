@@ -79,8 +79,14 @@ for i in range(120):          # 0.6 s of node time
     mc.advance(5000)
 app.stop()
 gw.step()
+ok_before = app.link_ok
+gw.esp.active(False)          # the gateway goes away: the next status gets no ack
+for i in range(300):
+    app.step()
+    mc.advance(5000)
 import sys
-print('\nSTATS', gw.forwarded, gw.rejected, gw.routed, gw.unroutable, gw.esp.stats()[4], file=sys.stderr)
+print('\nSTATS', gw.forwarded, gw.rejected, gw.routed, gw.unroutable, gw.esp.stats()[4],
+      int(ok_before), int(app.link_ok), file=sys.stderr)
 """
 
 
@@ -118,7 +124,8 @@ def test_gateway_forwards_node_frames_and_rejects_strangers():
     assert [a.cmd for a in acks] == [C.CMD_IDENTIFY]
     assert [(n.cmd, n.error) for n in nacks] == [(C.CMD_SET_RATE, C.E_BAD_ARG)]
     stats = res.stderr.split("STATS")[1].split()
-    forwarded, rejected, routed, unroutable, radio_dropped = map(int, stats)
+    forwarded, rejected, routed, unroutable, radio_dropped, ok_before, ok_after = map(int, stats)
+    assert (ok_before, ok_after) == (1, 0)   # the node noticed the gateway is gone (LED code 4)
     assert forwarded == len(msgs)
     assert rejected == 3        # the unpaired stranger: delivered by the radio, refused by the gateway
     assert radio_dropped == 6   # spoofed MAC with a wrong LMK or unencrypted: dropped by the radio

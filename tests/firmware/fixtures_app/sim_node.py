@@ -52,6 +52,8 @@ cmds = sorted(sc.get("commands", []), key=lambda c: c[0])
 end_us = int(sc["seconds"] * 1e6)
 stall_at = int(sc.get("stall_at", -1) * 1e6)
 install_at = int(sc.get("install_at", -1) * 1e6)
+detach_at = int(sc.get("detach_at", -1) * 1e6)   # unplug the chip (every address NACKs)
+reattach_at = int(sc.get("reattach_at", -1) * 1e6)
 alloc = sc.get("alloc")
 alloc_bytes = alloc_samples = alloc_frames = 0
 alloc_seqs = []   # [first, end) sequence numbers of the frames written by measured drains
@@ -64,6 +66,13 @@ while board.clock.elapsed_us() < end_us:
     if install_at >= 0 and el >= install_at:
         install_at = -1
         chip = board.install(make_chip())
+    if detach_at >= 0 and el >= detach_at:
+        detach_at = -1
+        for addr, dev in chip.devices():
+            board.bus(0).detach(addr)
+    if reattach_at >= 0 and el >= reattach_at:
+        reattach_at = -1
+        board.install(chip)
     while cmds and el >= cmds[0][0] * 1e6:
         at, cmd, args = cmds.pop(0)
         host.node_id = app.cfg["node_id"]
