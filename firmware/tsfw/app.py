@@ -96,7 +96,7 @@ class App:
         self._pending = None     # (seq, cmd) of a command answered later
         self._t_next = 0         # node time (ticks_us) of the next FIFO sample
         self._t_wraps = 0        # ticks_us wraps seen: node time on the wire is 32-bit
-        self._t_last = 0
+        self._t_last = -1        # newest tick value extended so far (-1: none yet)
         self._t_valid = False
         self._new_frame = True
         self._last_drain = 0
@@ -455,6 +455,9 @@ class App:
         """
         last = self._t_last
         w = self._t_wraps
+        if last < 0:  # first time stamp since boot
+            self._t_last = t
+            return t
         if t < last - _HALF_TICKS:
             w = (w + 1) & 3
             self._t_wraps = w
