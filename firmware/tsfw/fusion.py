@@ -14,25 +14,33 @@
 #                  mE = R (m) ; accepted only if |m|^2 and the vertical fraction mEz^2/|m|^2
 #                  match the learned reference (magnetic disturbance rejection); then the
 #                  heading error atan(mEx/mEy) is corrected with gain T/tau_mag about earth z
-#                  gyro bias b <- LP(g) while at rest (gyro and accelerometer still > rest_t)
-#                  q <- [1, hx, hy, hz] (x) q   (earth-frame correction), renormalise
+#                  gyro bias b <- mean gyro of each complete still window of rest_time
+#                  (gyro within rest_gyr of b, acc within rest_acc of the window start)
+#                  q <- [1, hx, hy, hz] (x) q   (earth-frame correction, Q28 carries c0..c3)
+#   N (decim, default 8) is capped so that first-order strapdown growth cannot push any
+#   product past 2**30 before the renormalisation at the next block (rates >= ~70 Hz at
+#   +-2000 dps; N = 7 at 200 Hz, 8 at >= 285 Hz).
 #   The gains are the steady-state Kalman gains of per-axis random-walk models (scalar,
 #   scheduled by tau), so there is no covariance matrix to propagate on the node.
 #
 # Fixed-point formats (Qn: value * 2**n):
 #   q (w x y z)          Q14, |q| = 16384 (renormalised to first order every N samples)
 #   r0..r3               gyro integration remainders, units of 1/D of a Q14 count
-#   c0..c3               correction remainders, Q28
+#   c0..c3               correction remainders, Q28; cax cay (Q(SA)), caz (Q15) likewise
 #   R entries            Q14
 #   gyro                 raw counts; D = 2 fs lsb_per_rad_s: dq(Q14) = sum(q(Q14) w(counts)) / D
-#   bias bx..bz          Q8 counts; applied as integers dithered per block (ebx..ebz carry)
-#   acc                  raw counts; lx ly lz (earth-frame low-pass) Q2 counts
+#   bias bx..bz          Q8 counts, |b| <= _BMAX; applied as integers dithered per block
+#                        (ebx..ebz carry the fraction, so the mean applied bias is exact)
+#   sgx..sgz             sum over the still window of (gyro - rounded bias), counts
+#   acc                  raw counts; lx ly (earth-frame horizontal low-pass) Q2 counts
 #   mag                  counts << MS ("mag units", ~0.02 uT); mref2 units^2; fref Q14
 #   hx hy hz             Q14 half-angle of the correction rotation
-#   gains                Q14 (KLP, KAL, KR, KREST, KMAG), KACC Q(SA)
+#   gains                Q14 (KLP, KAL, KR, KMAG, KT), KACC Q(SA)
+#   rounding             every shift rounds ((x + 2**(s-1)) >> s) or carries its remainder
 #
-# Gyro-less chips (e.g. LSM303): gyr_lsb_dps=0 selects the accel+mag mode: no strapdown,
-# corrections every sample with short time constants (a low-passed TRIAD).
+# Gyro-less chips (e.g. LSM303): gyr_lsb_dps=0 selects the accel+mag mode: every sample an
+# integer TRIAD (up from acc, north from mag; integer Newton square roots from the last
+# result), low-passed on the quaternion with time constant tau_acc (default 0.1 s).
 
 try:
     from micropython import const
@@ -129,7 +137,7 @@ class FixedKalman:
         self.KACC = _rnd(ka * 2048.0 / acc_lsb_g * (1 << sa))
         self.KMAG = _rnd(T / tau_mag * _ONE)          # hz(Q14) = KMAG * d(Q14) >> 15
         self.KR = _rnd(T / tau_ref * _ONE)
-        if self.KLP > 2000 or self.KAL > 4000 or self.KMAG > 16384 or self.KACC < 1:
+        if gyro and (self.KLP > 2000 or self.KAL > 4000 or self.KMAG > 16384 or self.KACC < 1):
             raise ValueError("time constants too short for this rate and decimation")
         ms = 0
         if mag_ut_lsb > 0:
@@ -143,7 +151,7 @@ class FixedKalman:
         self.RA = _rnd(rest_acc_ms2 / 9.80665 * acc_lsb_g)
         self.REST_N = max(1, _rnd(rest_time / T))
         self.WAIT_N = _rnd(2.0 * rate_hz)
-        self.KT = _rnd(T / tau_acc * _ONE)          # accel+mag mode: TRIAD blend gain
+        self.KT = min(_ONE, _rnd(T / tau_acc * _ONE))  # accel+mag mode: TRIAD blend gain
         if self.RG * self.REST_N * 256 >= _LIM:
             raise ValueError("rest window too long for this rate")
         self.acc_lsb_g = _rnd(acc_lsb_g)
@@ -158,10 +166,9 @@ class FixedKalman:
         self.bx = self.by = self.bz = 0           # gyro bias, Q8 counts
         self.ebx = self.eby = self.ebz = 0        # bias dither carries
         self.bix = self.biy = self.biz = 0        # integer bias applied this block
-        self.lx = self.ly = 0
-        self.lz = self.acc_lsb_g << 2
+        self.lx = self.ly = 0                     # earth-frame horizontal acc, low-passed
         self.cax = self.cay = self.caz = 0        # correction carries (Q(SA) / Q15)
-        self.pax = self.pay = self.paz = 0        # previous acc sample (rest detection)
+        self.pax = self.pay = self.paz = 0        # acc at the start of the still window
         self.rest = 0
         self.sgx = self.sgy = self.sgz = 0         # gyro - bias summed over the still window
         self.nwin = 0
@@ -447,10 +454,9 @@ class FixedKalman:
             self.pax = ax; self.pay = ay; self.paz = az
         # -- accelerometer: earth-frame low-pass (Q2 counts), inclination correction --
         klp = self.KLP
-        lx = self.lx; ly = self.ly; lz = self.lz
+        lx = self.lx; ly = self.ly
         lx += (klp * (((r00 * ax + r01 * ay + r02 * az + 2048) >> 12) - lx) + _HALF) >> 14
         ly += (klp * (((r10 * ax + r11 * ay + r12 * az + 2048) >> 12) - ly) + _HALF) >> 14
-        lz += (klp * (((r20 * ax + r21 * ay + r22 * az + 2048) >> 12) - lz) + _HALF) >> 14
         sa = self.SA
         ka = self.KACC
         t = self.cax + ly * ka
@@ -462,7 +468,7 @@ class FixedKalman:
         kal = self.KAL
         lx -= (lx * kal + _HALF) >> 14
         ly -= (ly * kal + _HALF) >> 14
-        self.lx = lx; self.ly = ly; self.lz = lz
+        self.lx = lx; self.ly = ly
         # -- magnetometer: disturbance gating, heading correction about earth z --
         hz = 0
         if self.use_mag:
@@ -516,9 +522,3 @@ class FixedKalman:
         self.c3 = t3 - (e3 << 14)
         w += e0; x += e1; y += e2; z += e3
         self.w = w; self.x = x; self.y = y; self.z = z
-
-
-def run_counts(filt, buf, n, out):
-    """Host/bench helper: filter n samples of buf into out (4 ints per sample)."""
-    filt.update_block(buf, n, out)
-    return out

@@ -59,7 +59,7 @@ class FloatKalman:
     def reset(self) -> None:
         self.q = [1.0, 0.0, 0.0, 0.0]
         self.b = [0.0, 0.0, 0.0]
-        self.l = [0.0, 0.0, G]
+        self.l = [0.0, 0.0]
         self.pa = [0.0, 0.0, 0.0]
         self.rest = 0
         self.sg = [0.0, 0.0, 0.0]
@@ -232,16 +232,15 @@ class FloatKalman:
         else:
             self.pa = [ax, ay, az]
         # -- accelerometer: earth-frame low-pass, inclination correction --
-        lx, ly, lz = self.l
+        lx, ly = self.l
         klp = self.klp
         lx += klp * ((r00 * ax + r01 * ay + r02 * az) - lx)
         ly += klp * ((r10 * ax + r11 * ay + r12 * az) - ly)
-        lz += klp * ((r20 * ax + r21 * ay + r22 * az) - lz)
         hx = self.ka * ly / (2 * G)
         hy = -self.ka * lx / (2 * G)
         lx -= lx * self.ka
         ly -= ly * self.ka
-        self.l = [lx, ly, lz]
+        self.l = [lx, ly]
         # -- magnetometer: disturbance gating, heading correction about earth z --
         hz = 0.0
         if self.use_mag:
