@@ -162,3 +162,21 @@ def test_missing_nodes_and_gaps_degrade_gracefully(run):
     with pytest.raises(ValueError, match="window"):
         segments_from_nodes(mo.time_s, part, {s: s for s in part}, mo.skeleton, (100.0, 101.0), (2.5, 7.0))
     assert yaw_quat(0.0).tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_bvh_channels_stay_continuous_past_90_degrees():
+    """A knee flexing to 130 deg about BVH X (the middle axis of ZXY) must not flip branches."""
+    t = np.linspace(0, 1, 300)
+    flex = 130.0 * np.sin(np.pi * t)
+    ident = np.tile([1.0, 0, 0, 0], (len(t), 1))
+    q = {s: ident for s in SEGMENT_NAMES}
+    q["left_thigh"] = from_rot(Rotation.from_rotvec(np.outer(np.radians(5 * t), [0, 0, 1])))
+    q["left_shank"] = qmul(q["left_thigh"], from_rot(Rotation.from_rotvec(np.outer(np.radians(flex), [0, 1, 0]))))
+    sk = Skeleton.from_height(1.8)
+    e = bvh_euler(q, sk, "ZXY")
+    i = sk.names().index("left_shank")
+    knee = e[:, 3 * i:3 * i + 3]
+    assert np.abs(np.diff(e, axis=0)).max() < 3.0
+    assert knee[:, 1].max() == pytest.approx(130.0, abs=0.1)  # X carries the flexion (sign per BVH axes)
+    assert np.abs(knee[:, [0, 2]]).max() < 1e-6
+    assert clinical_angles(q)["left_knee_flexion"].max() == pytest.approx(130.0, abs=0.1)

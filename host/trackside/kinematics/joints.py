@@ -7,7 +7,8 @@ ISB: the relative rotation is split as flexion about the medio-lateral axis (y),
 ab/adduction about the anterior axis (x), then rotation about the long axis (z), i.e. the
 intrinsic Euler sequence Y-X-Z. Signs: flexion, abduction and internal rotation positive on
 both sides (knee: flexion positive; ankle: dorsiflexion positive, inversion positive).
-Time series are unwrapped, so an angle never jumps by 360 degrees.
+Time series are continuous: unwrapped (no 360-degree jumps) and kept on one Euler branch (no
+180-degree flips when a middle angle passes 90 degrees, see :func:`continuous_euler`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from trackside.kinematics.skeleton import Skeleton
 
 __all__ = [
     "ANGLE_COLUMNS", "REQUIRED_COLUMNS", "relative_quats", "clinical_angles", "unwrap_deg",
-    "bvh_rotations", "bvh_euler", "BODY_TO_BVH",
+    "bvh_rotations", "bvh_euler", "BODY_TO_BVH", "continuous_euler",
 ]
 
 #: body axes (x fwd, y left, z up) -> BVH axes (X left, Y up, Z fwd)
@@ -82,12 +83,34 @@ def unwrap_deg(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def continuous_euler(r: Rotation, seq: str) -> np.ndarray:
+    """Euler angles (degrees) of a rotation time series, continuous over time.
+
+    A Tait-Bryan triple (a, b, c) and (a + 180, 180 - b, c + 180) are the same rotation; scipy
+    always returns |b| <= 90, so a joint moving through b = 90 (e.g. a knee flexing past 90
+    degrees about the middle axis) would jump by 180 in a and c. Per sample we keep the branch
+    closer to the previous one (the choice does not depend on the branch already chosen, so it
+    is a cumulative parity), then unwrap all three angles.
+    """
+    e = r.as_euler(seq, degrees=True).reshape(-1, 3)
+    if len(e) > 1:
+        alt = np.column_stack([e[:, 0] + 180.0, 180.0 - e[:, 1], e[:, 2] + 180.0])
+
+        def dist(x, y):
+            return np.abs((x - y + 180.0) % 360.0 - 180.0).sum(axis=1)
+
+        toggle = dist(e[1:], alt[:-1]) < dist(e[1:], e[:-1])
+        parity = np.concatenate([[False], np.cumsum(toggle) % 2 == 1])
+        e = np.where(parity[:, None], alt, e)
+    return unwrap_deg(e)
+
+
 def _euler_nan(q: np.ndarray, seq: str) -> np.ndarray:
     out = np.full((len(q), 3), np.nan)
     ok = np.all(np.isfinite(q), axis=1)
     if ok.any():
-        out[ok] = to_rot(q[ok]).as_euler(seq, degrees=False)
-    return np.degrees(out)
+        out[ok] = continuous_euler(to_rot(q[ok]), seq)
+    return out
 
 
 def clinical_angles(segment_quats: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -105,7 +128,6 @@ def clinical_angles(segment_quats: Mapping[str, np.ndarray]) -> dict[str, np.nda
             if p in segment_quats and c in segment_quats:
                 rel = qmul(qconj(np.asarray(segment_quats[p], float)), np.asarray(segment_quats[c], float))
                 eul = _euler_nan(rel, "YXZ")
-                eul = unwrap_deg(eul)
             else:
                 eul = np.full((n, 3), np.nan)
             for name, axis, s_left, s_right in defs:
@@ -142,5 +164,5 @@ def bvh_euler(segment_quats: Mapping[str, np.ndarray], skeleton: Skeleton, order
         q = np.where(np.all(np.isfinite(q), axis=1, keepdims=True), q, [1.0, 0.0, 0.0, 0.0])
         # the same rotation in BVH axes (X = body y, Y = body z, Z = body x): permute the vector part
         r = Rotation.from_quat(q[:, [2, 3, 1, 0]])
-        cols.append(unwrap_deg(r.as_euler(order, degrees=True)))
+        cols.append(continuous_euler(r, order))
     return np.concatenate(cols, axis=1)
