@@ -25,6 +25,8 @@ FIX = Path(__file__).with_name("fixtures_app")
 # A still, level node: stream units of the MPU-9250 model (accel 1/16384 g, gyro 1/131 dps,
 # AK8963 counts in its own axes); field ~(20, 0, -45) uT in the MPU frame.
 STILL = [200000, [[0, 0, 16384, 0, 0, 0, 0, 133, 300]]]
+# the same with a gyro bias of (1.0, -0.5, 0.25) deg/s: 131 LSB per deg/s in stream units
+BIASED = [200000, [[0, 0, 16384, 131, -66, 33, 0, 133, 300]]]
 
 
 def run_node(tmp_path: Path, scenario: dict, config: bytes | None, stdin: bytes = b""):
@@ -74,7 +76,7 @@ def test_frames_decode_and_commands_are_acked_or_nacked(tmp_path):
         (C.T_COMMAND, Command(cmd=C.CMD_HELLO, args=()).body()),
     ) + host_frames(5, (C.T_COMMAND, Command(cmd=C.CMD_REBOOT, args=()).body()))  # not for us
     scenario = {
-        "chip": "mpu9250", "seconds": 4.0, "stream": STILL,
+        "chip": "mpu9250", "seconds": 4.0, "stream": BIASED,
         "commands": [
             [1.0, C.CMD_IDENTIFY, [2]],
             [1.2, C.CMD_SET_RATE, [333]],                 # not a supported rate
@@ -106,6 +108,10 @@ def test_frames_decode_and_commands_are_acked_or_nacked(tmp_path):
                      (3, C.CMD_SET_RANGES, C.E_BAD_ARG)}
     assert res["led_changes"] > 20  # identify: fast blinking for 2 s
     assert res["cfg"]["rate_hz"] == 100 and res["cfg"]["mode"] == "raw"
+    # gyro calibration: the bias measured (2000 dps range: 16.375 LSB per deg/s, so the counts
+    # are 16, -9, 4 -> 0.977, -0.550, 0.244 deg/s), stored, and subtracted from then on
+    off = res["cfg"]["calibration"]["gyro_offset_dps"]
+    assert off == pytest.approx([16 / 16.375, -9 / 16.375, 4 / 16.375], abs=1e-6)
 
     batches = of(msgs, C.T_SAMPLES)
     fused = [b for b in batches if not b.raw]
@@ -118,6 +124,7 @@ def test_frames_decode_and_commands_are_acked_or_nacked(tmp_path):
     # the flat, still model: 1 g on z (16 g range: 2048 counts/g), the quaternion normalised
     s = fused[-1].samples[-1]
     assert abs(s[2] - 2048) < 20 and abs(s[0]) < 20 and abs(s[1]) < 20
+    assert fused[0].samples[0][3:6] == [16, -9, 4] and s[3:6] == [0, 0, 0]
     qn = sum(v * v for v in s[9:13]) ** 0.5
     assert abs(qn - 16384) < 50
     statuses = of(msgs, C.T_STATUS)
