@@ -283,8 +283,8 @@ class FastDecoder:
         crow = np.flatnonzero(k_in > 0)
         tp = tag_pos[fidx[crow], k_in[crow] - 1]
         tags = dec[tp]
-        inc2 = np.zeros((N, 10), np.uint16)  # acc, gyr, quat: second order
-        inc1 = np.zeros((N, 3), np.uint16)  # mag: first order
+        M = len(crow)
+        R = np.empty((M, 13), np.uint16)  # residual columns: acc gyr quat (second order), mag
         goff = tp + 1
         for sh, c0, cnt, _order in _GROUPS:
             code = (tags >> sh) & 3
@@ -295,25 +295,23 @@ class FastDecoder:
                 idx = goff + i * width
                 lo = dec[idx].astype(np.uint16)
                 hi = dec[idx + 1].astype(np.uint16)
-                v = np.where(is2, (lo | (hi << 8)) ^ np.uint16(0x8080), lo + np.uint16(0xFF80)) * nz
                 col = c0 + i
-                if col < 6:
-                    inc2[crow, col] = v
-                elif col < 9:
-                    inc1[crow, col - 6] = v
-                else:
-                    inc2[crow, col - 3] = v
+                rc = col if col < 6 else (col - 3 if col >= 9 else col + 4)
+                R[:, rc] = np.where(is2, (lo | (hi << 8)) ^ np.uint16(0x8080), lo + np.uint16(0xFF80)) * nz
             goff = goff + cnt * width
 
         # reconstruction modulo 2**16 with segmented cumulative sums (uint16 wraps)
-        # order 2: d = segcumsum(inc with 0 at frame start); v = segcumsum(d with v0 at start)
+        # order 2: d = segcumsum(residuals, 0 at frame start); v = segcumsum(d, v0 at frame start)
         o2 = [0, 1, 2, 3, 4, 5, 9, 10, 11, 12]
-        d = _segcumsum(inc2, frame_start_rows, fidx)
+        inc = np.zeros((N, 13), np.uint16)
+        inc[crow] = R
+        d = _segcumsum(inc[:, :10], frame_start_rows)
         d[frame_start_rows] = absv[:, o2]
         vals = np.empty((N, 13), np.uint16)
-        vals[:, o2] = _segcumsum(d, frame_start_rows, fidx)
-        inc1[frame_start_rows] = absv[:, 6:9]
-        vals[:, 6:9] = _segcumsum(inc1, frame_start_rows, fidx)
+        vals[:, o2] = _segcumsum(d, frame_start_rows)
+        m = inc[:, 10:]
+        m[frame_start_rows] = absv[:, 6:9]
+        vals[:, 6:9] = _segcumsum(m, frame_start_rows)
         if raw.any():
             vals[np.repeat(raw, n), 9:] = 0
 
@@ -343,13 +341,17 @@ class FastDecoder:
         return nf
 
 
-def _segcumsum(x: np.ndarray, seg_start_rows: np.ndarray, seg_of_row: np.ndarray) -> np.ndarray:
-    """Cumulative sum restarting at each segment, modulo 2**16 (uint16 arithmetic)."""
-    cs = np.cumsum(x, axis=0, dtype=np.uint16)
-    before = np.zeros((len(seg_start_rows), x.shape[1]), np.uint16)
-    nz = seg_start_rows > 0
-    before[nz] = cs[seg_start_rows[nz] - 1]
-    return cs - before[seg_of_row]
+def _segcumsum(x: np.ndarray, seg_start_rows: np.ndarray) -> np.ndarray:
+    """Cumulative sum along rows restarting at each segment, modulo 2**16 (uint16 arithmetic).
+
+    Each segment's first row gets minus the previous segment's total, so one global cumsum
+    restarts at every segment (exact in modular arithmetic).
+    """
+    y = np.array(x, np.uint16, copy=True)
+    if len(seg_start_rows) > 1:
+        tot = np.add.reduceat(y, seg_start_rows, axis=0, dtype=np.uint16)
+        y[seg_start_rows[1:]] -= tot[:-1]
+    return np.cumsum(y, axis=0, dtype=np.uint16)
 
 
 def _from_batch(m) -> Decoded:
