@@ -33,6 +33,17 @@ def test_run_device_writes_unit_quaternions(rec_file, tmp_path, capsys, chip):
         assert broad_rmse(q, rec.quat, rec.movement).total < 3.0
 
 
+def test_device_at_node_rate(rec_file, tmp_path, capsys):
+    out = tmp_path / "r.npz"
+    assert main(["fusion", "run", "-i", str(rec_file), "-o", str(out), "--rate", "100"]) == 0
+    rec = load_recording(rec_file)
+    q = np.load(out)["quat"]
+    assert q.shape == (len(rec.gyr), 4)
+    assert broad_rmse(q, rec.quat, rec.movement).total < 3.0
+    assert main(["fusion", "run", "-i", str(rec_file), "-o", str(out), "--rate", "100", "-f", "vqf"]) == 2
+    assert "device filter only" in capsys.readouterr().err
+
+
 def test_default_filter_is_device_and_list(rec_file, tmp_path, capsys):
     out = tmp_path / "o.npz"
     assert main(["fusion", "run", "-i", str(rec_file), "-o", str(out)]) == 0

@@ -15,7 +15,7 @@ BROAD: D. Laidig, M. Caruso, A. Cereatti, T. Seel, "BROAD - A Benchmark for Robu
 Orientation Estimation", Data 2021 (CC-BY-4.0).
 
     python3 tools/bench/bench_fusion_accuracy.py [--filters device,reference,vqf] [--chip mpu9250]
-        [--sim 6] [--no-cost] [--shared ../shared]
+        [--sim 6] [--no-cost] [--sensitivity] [--rate 200] [--shared ../shared]
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--filters", default="device,reference,vqf", help="comma-separated registry names")
     ap.add_argument("--chip", default="mpu9250")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="run the device filter at this node rate (e.g. 200; input resampled)")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--sim", type=int, default=6, help="simulated held-out recordings (0 = none)")
     ap.add_argument("--no-cost", action="store_true", help="skip the MicroPython cost measurement")
@@ -61,7 +63,8 @@ def main(argv=None) -> int:
             row = f"{rec.name[:38]:38s}"
             for n in names:
                 t0 = time.perf_counter()
-                q = run_filter(n, rec, chip=args.chip)
+                opts = {"rate_hz": args.rate} if (args.rate and n == "device") else {}
+                q = run_filter(n, rec, chip=args.chip, **opts)
                 dt = time.perf_counter() - t0
                 e = broad_rmse(q, rec.quat, rec.movement)
                 sums[n].append((e.total, e.heading, e.inclination, dt))
@@ -81,7 +84,7 @@ def main(argv=None) -> int:
     recs = [load_recording(p) for p in trials]
     if recs:
         outs = table(recs, "BROAD (7 shared trials)")
-        if "device" in names and "reference" in names:
+        if "device" in names and "reference" in names and not args.rate:
             from trackside.fusion.quantize import G, get_chip, quantize
             from trackside.fusion.reference import run_reference
 

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--out", "-o", type=Path, help="output .npz (quat)")
     r.add_argument("--chip", default="mpu9250", choices=CHIPS,
                    help="chip whose counts and ranges the input is quantised to (device filter)")
+    r.add_argument("--rate", type=float, default=None,
+                   help="run the device filter at this node rate in Hz (input resampled; default: the recording's)")
     r.add_argument("--list", action="store_true", help="list the available filters and exit")
     r.set_defaults(func=_run)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -48,7 +50,14 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        quat = run_filter(args.filter, rec, chip=args.chip)
+        options = {"chip": args.chip}
+        if args.rate is not None:
+            if args.filter != "device":
+                raise UsageError("--rate applies to the device filter only")
+            if not args.rate > 0:
+                raise UsageError("--rate must be positive")
+            options["rate_hz"] = args.rate
+        quat = run_filter(args.filter, rec, **options)
     except ValueError as exc:  # input the filter cannot use (e.g. rate out of range)
         raise UsageError(f"{args.filter}: {exc}") from None
     out = args.out

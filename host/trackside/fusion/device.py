@@ -73,13 +73,30 @@ def run_counts_micropython(
     return q, stats
 
 
-def run_device(rec: Recording, chip: str = "mpu9250", **params) -> np.ndarray:
+def run_device(rec: Recording, chip: str = "mpu9250", rate_hz: float | None = None, **params) -> np.ndarray:
     """Registry filter ``device``: quantise ``rec`` to ``chip`` counts, run the firmware filter.
 
-    Returns Nx4 float unit quaternions (w x y z, sensor-to-earth, ENU).
+    ``rate_hz``: run the node at this rate instead of the recording's (the input is resampled
+    linearly, the output brought back to the recording's samples by normalised linear
+    interpolation of the quaternions). Returns Nx4 float unit quaternions (w x y z,
+    sensor-to-earth, ENU).
     """
     params.pop("chip", None)
-    q = run_counts(quantize(rec, chip), rec.fs, chip, **params).astype(float)
+    if rate_hz is None or abs(rate_hz - rec.fs) < 1e-9 * rec.fs:
+        q = run_counts(quantize(rec, chip), rec.fs, chip, **params).astype(float)
+        return q / np.linalg.norm(q, axis=1, keepdims=True)
+    from trackside.fusion.quantize import resample
+
+    low = resample(rec, rate_hz)
+    qd = run_counts(quantize(low, chip), low.fs, chip, **params).astype(float)
+    qd /= np.linalg.norm(qd, axis=1, keepdims=True)
+    # device output k holds for time k / rate; interpolate onto the recording's times
+    t = np.arange(rec.gyr.shape[0]) / rec.fs * low.fs
+    k = np.clip(np.floor(t).astype(int), 0, len(qd) - 1)
+    k1 = np.minimum(k + 1, len(qd) - 1)
+    a = np.clip(t - k, 0.0, 1.0)[:, None]
+    q1 = qd[k1] * np.sign(np.sum(qd[k] * qd[k1], axis=1, keepdims=True) + 1e-300)
+    q = (1 - a) * qd[k] + a * q1
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 

@@ -1,5 +1,8 @@
 """Turn a float recording into the int16 counts a chip would deliver (host side of the device filter).
 
+``resample`` puts a recording on the node's sample rate first when they differ (linear
+interpolation; the device filter maps its output back onto the recording's time base).
+
 Each chip has fixed ranges: the counts are round(value / resolution), clipped to int16 (so
 saturation is reproduced), in the common sensor frame (the driver maps the magnetometer's
 axes onto the accelerometer/gyro frame before the filter, so no axis change happens here).
@@ -49,6 +52,21 @@ def get_chip(name: str) -> Chip:
 def _counts(values: np.ndarray, per_unit: float, step: int = 1) -> np.ndarray:
     c = np.rint(np.asarray(values, dtype=float) * (per_unit / step)) * step
     return np.clip(c, -32768, 32767).astype(np.int16)
+
+
+def resample(rec: Recording, rate_hz: float) -> Recording:
+    """``rec`` linearly interpolated onto a ``rate_hz`` grid over the same time span (no truth)."""
+    if not rate_hz > 0:
+        raise ValueError(f"rate must be positive, got {rate_hz}")
+    n = rec.gyr.shape[0]
+    t_in = np.arange(n) / rec.fs
+    m = max(1, int(np.floor(t_in[-1] * rate_hz)) + 1)
+    t = np.arange(m) / rate_hz
+
+    def interp(a: np.ndarray) -> np.ndarray:
+        return np.stack([np.interp(t, t_in, a[:, k]) for k in range(a.shape[1])], axis=1)
+
+    return Recording(interp(rec.gyr), interp(rec.acc), interp(rec.mag), float(rate_hz), name=rec.name)
 
 
 def quantize(rec: Recording, chip: str | Chip = "mpu9250") -> np.ndarray:
