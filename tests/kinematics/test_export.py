@@ -89,3 +89,16 @@ def test_real_running_clip_through_the_chain(shared_data):
     for k in ("left_knee_flexion", "right_knee_flexion", "left_hip_flexion", "right_hip_flexion"):
         rms = np.sqrt(np.mean((est[k][run] - truth[k][run]) ** 2))
         assert rms < 3.0, (k, rms)
+
+
+def test_export_from_nodes(tmp_path, session):
+    from trackside.kinematics.export import export_from_nodes
+
+    mo, nodes, feet = session
+    ids = {f"node{i:02d}": s for i, s in enumerate(nodes)}
+    res = export_from_nodes(tmp_path, mo.time_s, {k: nodes[s] for k, s in ids.items()}, ids, mo.skeleton,
+                            stand=(0.0, 1.5), walk=(2.5, 7.5), foot_nodes={"left": feet["left"]}, plots=False)
+    assert np.degrees(res["heading_rad"]) == pytest.approx(75.0, abs=1.0)
+    gait = json.loads((tmp_path / "gait.json").read_text())
+    assert gait["side"] == "left" and gait["summary"]["step_freq_hz"]["mean"] == pytest.approx(2.8, rel=0.01)
+    assert res["plots"] == []

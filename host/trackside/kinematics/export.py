@@ -25,7 +25,8 @@ from trackside.kinematics.gait import gait_one_foot, gait_session
 from trackside.kinematics.joints import ANGLE_COLUMNS, clinical_angles
 from trackside.kinematics.skeleton import Skeleton, assign_nodes
 
-__all__ = ["export_outputs", "segments_from_nodes", "write_angles_csv", "SESSION_LOADERS", "load_session_npz"]
+__all__ = ["export_outputs", "export_from_nodes", "segments_from_nodes", "write_angles_csv", "SESSION_LOADERS",
+           "load_session_npz"]
 
 #: Loaders for ``trackside export SESSION``: callables taking the SESSION argument and returning
 #: a dict of :func:`export_outputs` keyword arguments (or None if not theirs). The aggregator
@@ -166,6 +167,21 @@ def export_outputs(out_dir: str | os.PathLike, time_s: np.ndarray, segment_quats
     return {"bvh": str(out / "session.bvh"), "angles_csv": str(out / "angles.csv"),
             "gait_json": str(out / "gait.json"), "plots": [str(p) for p in pngs], "frames": n_frames,
             "gait_summary": gait.get("summary")}
+
+
+def export_from_nodes(out_dir: str | os.PathLike, time_s: np.ndarray, node_quats: Mapping[str, np.ndarray],
+                      assignment: Mapping[str, str], skeleton: Skeleton, *, stand: tuple[float, float],
+                      walk: tuple[float, float] | None = None, heading_rad: float | None = None,
+                      foot_nodes: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                      recalibrations: list = (), **export_kw) -> dict:
+    """Calibrate node orientations (:func:`segments_from_nodes`) and write all outputs
+    (:func:`export_outputs`). ``foot_nodes``: raw IMU dicts of the foot nodes by side, for gait.
+    Returns the :func:`export_outputs` result plus ``heading_rad`` of the first calibration."""
+    seg, valid, tl = segments_from_nodes(time_s, node_quats, assignment, skeleton, stand, walk, heading_rad,
+                                         list(recalibrations))
+    res = export_outputs(out_dir, time_s, seg, skeleton, foot_imu=foot_nodes, valid=valid, **export_kw)
+    res["heading_rad"] = tl.events[0].heading_rad
+    return res
 
 
 def _jsonable(x):
