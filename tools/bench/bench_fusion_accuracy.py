@@ -174,6 +174,11 @@ def cost(args, recs) -> None:
         print(f"ESP32 estimate (x {k:.1f}): {st['us_per_sample'] * k:.0f} us/sample from the mean, "
               f"{st['best_us_per_sample'] * k:.0f} from the fastest chunk; budget for the whole node "
               "(FIFO read + filter + framing) 1000 us")
+    if st["line_us"] > 0:
+        lines = st["best_us_per_sample"] / st["line_us"]
+        print(f"load-independent: the filter costs {lines:.1f} x the line `v = (a*b + c*d + 8192) >> 14` "
+              f"per sample ({st['line_us']:.2f} us here); at ~0.7 us/line idle wasm and x28 for the ESP32 "
+              f"that is ~{lines * 0.7 * 28:.0f} us per sample")
     print(f"heap-locked hot loop: {'no allocation' if st['heap_locked'] else 'FAILED'}; "
           f"wasm integers == CPython integers: {same}")
 

@@ -40,7 +40,8 @@ def run_counts_micropython(
     Returns (Nx4 int Q14 quaternions, stats) with stats: ``n``, ``us`` (wall time of the
     n-1 heap-locked samples, run in 10 timed chunks), ``pystones`` (per second, best of 5
     short runs in the same process; 0 if not measured), ``us_per_sample`` (mean) and
-    ``best_us_per_sample`` (fastest chunk: the least disturbed on a loaded machine). Raises ``mpy.MicroPythonError`` if the hot loop allocates.
+    ``best_us_per_sample`` (fastest chunk: the least disturbed on a loaded machine),
+    ``line_us`` (cost of one line ``v = (a*b + c*d + 8192) >> 14``, same run, best of 6). Raises ``mpy.MicroPythonError`` if the hot loop allocates.
     """
     import tempfile
     from pathlib import Path
@@ -65,11 +66,12 @@ def run_counts_micropython(
                 str(int(pystone_loops))]
         res = mpy.run(script=here, files=files, argv=argv, timeout=timeout, heap=16 << 20)
     head, _, body = res.stdout.partition(b"\n")
-    n, us, stones, locked, best = head.split()
+    n, us, stones, locked, best, line = head.split()
     n = int(n)
     q = np.frombuffer(body, dtype=np.int16, count=4 * n).reshape(n, 4).astype(np.int32)
     stats = {"n": n, "us": int(us), "pystones": float(stones), "heap_locked": bool(int(locked)),
-             "us_per_sample": int(us) / max(n - 1, 1), "best_us_per_sample": float(best)}
+             "us_per_sample": int(us) / max(n - 1, 1), "best_us_per_sample": float(best),
+             "line_us": float(line)}
     return q, stats
 
 

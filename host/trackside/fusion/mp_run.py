@@ -1,7 +1,7 @@
 # MicroPython script (run under the wasm port by trackside.fusion.device.run_counts_micropython):
 # the firmware filter over int16 counts from a file, hot loop under micropython.heap_lock().
 # argv: data.bin rate_hz acc_lsb_g gyr_lsb_dps mag_ut_lsb pystone_loops
-# stdout: one text line "n us_total pystones_per_s heap_locked best_us_per_sample" then n*4
+# stdout: one text line "n us_total pystones_per_s heap_locked best_us_per_sample line_us" then n*4
 # int16 (w x y z) bytes.
 import sys
 import micropython
@@ -58,11 +58,27 @@ for c in range(len(pieces)):
         raise MemoryError("the filter allocated inside heap_lock")
 best = min(times[c] / pieces[c][2] for c in range(len(pieces)))
 total = sum(times)
+# load-independent yardstick: the cost of one typical fixed-point line, same process
+line = 1e9
+if loops > 0:
+    a = 12345
+    b = 6789
+    c = 1111
+    d = 2222
+    for _ in range(6):
+        t0 = now_us()
+        for i in range(5000):
+            v = (a * b + c * d + 8192) >> 14
+        t1 = now_us()
+        for i in range(5000):
+            pass
+        t2 = now_us()
+        line = min(line, ((t1 - t0) - (t2 - t1)) / 5000)
 stones = 0.0
 if loops > 0:
     from pystone_mp import pystones
     pystones(loops // 5)         # warm-up
     for _ in range(5):
         stones = max(stones, pystones(loops // 5)[1])
-sys.stdout.write("%d %d %.1f %d %.3f\n" % (n, total, stones, locked, best))
+sys.stdout.write("%d %d %.1f %d %.3f %.4f\n" % (n, total, stones, locked, best, line if line < 1e9 else 0))
 sys.stdout.buffer.write(out)
