@@ -50,11 +50,54 @@ def _fmt(tag, raw):
     return "<B%s%s%s%s" % (_PART3[a], _PART3[g], _PART3[m], _PART4[q])
 
 
-# Encoder lookup tables: format and size per tag, built once at import (small: 2 x 256 entries).
-_FMT_FULL = [_fmt(t, False) for t in range(256)]
-_FMT_RAW = [_fmt(t, True) for t in range(256)]
-_SIZE_FULL = bytearray([struct.calcsize(f) if f else 0 for f in _FMT_FULL])
-_SIZE_RAW = bytearray([struct.calcsize(f) if f else 0 for f in _FMT_RAW])
+# Encoder lookup tables per tag: struct format and coded size (tag byte included); 0/None for
+# invalid tags. Written out as literals (generated from _fmt, checked by tests/proto) so that
+# on MicroPython they are constants of the .mpy instead of ~9 KB of heap strings. Raw batches
+# use the same tables: their tags have quaternion code 0, whose formats carry no quaternion.
+_FMT = (
+    '<B', '<B3B', '<B3H', None, '<B3B', '<B3B3B', '<B3H3B', None,
+    '<B3H', '<B3B3H', '<B3H3H', None, None, None, None, None,
+    '<B3B', '<B3B3B', '<B3H3B', None, '<B3B3B', '<B3B3B3B', '<B3H3B3B', None,
+    '<B3H3B', '<B3B3H3B', '<B3H3H3B', None, None, None, None, None,
+    '<B3H', '<B3B3H', '<B3H3H', None, '<B3B3H', '<B3B3B3H', '<B3H3B3H', None,
+    '<B3H3H', '<B3B3H3H', '<B3H3H3H', None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    '<B4B', '<B3B4B', '<B3H4B', None, '<B3B4B', '<B3B3B4B', '<B3H3B4B', None,
+    '<B3H4B', '<B3B3H4B', '<B3H3H4B', None, None, None, None, None,
+    '<B3B4B', '<B3B3B4B', '<B3H3B4B', None, '<B3B3B4B', '<B3B3B3B4B', '<B3H3B3B4B', None,
+    '<B3H3B4B', '<B3B3H3B4B', '<B3H3H3B4B', None, None, None, None, None,
+    '<B3H4B', '<B3B3H4B', '<B3H3H4B', None, '<B3B3H4B', '<B3B3B3H4B', '<B3H3B3H4B', None,
+    '<B3H3H4B', '<B3B3H3H4B', '<B3H3H3H4B', None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    '<B4H', '<B3B4H', '<B3H4H', None, '<B3B4H', '<B3B3B4H', '<B3H3B4H', None,
+    '<B3H4H', '<B3B3H4H', '<B3H3H4H', None, None, None, None, None,
+    '<B3B4H', '<B3B3B4H', '<B3H3B4H', None, '<B3B3B4H', '<B3B3B3B4H', '<B3H3B3B4H', None,
+    '<B3H3B4H', '<B3B3H3B4H', '<B3H3H3B4H', None, None, None, None, None,
+    '<B3H4H', '<B3B3H4H', '<B3H3H4H', None, '<B3B3H4H', '<B3B3B3H4H', '<B3H3B3H4H', None,
+    '<B3H3H4H', '<B3B3H3H4H', '<B3H3H3H4H', None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+    None, None, None, None, None, None, None, None,
+)
+_SIZE = (
+    b'\x01\x04\x07\x00\x04\x07\n\x00\x07\n\r\x00\x00\x00\x00\x00\x04\x07\n\x00\x07\n\r\x00\n\r\x10\x00\x00\x00\x00\x00'
+    b'\x07\n\r\x00\n\r\x10\x00\r\x10\x13\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+    b'\x05\x08\x0b\x00\x08\x0b\x0e\x00\x0b\x0e\x11\x00\x00\x00\x00\x00\x08\x0b\x0e\x00\x0b\x0e\x11\x00\x0e\x11\x14\x00\x00\x00\x00\x00'
+    b'\x0b\x0e\x11\x00\x0e\x11\x14\x00\x11\x14\x17\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+    b'\t\x0c\x0f\x00\x0c\x0f\x12\x00\x0f\x12\x15\x00\x00\x00\x00\x00\x0c\x0f\x12\x00\x0f\x12\x15\x00\x12\x15\x18\x00\x00\x00\x00\x00'
+    b'\x0f\x12\x15\x00\x12\x15\x18\x00\x15\x18\x1b\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+    b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+    b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+)
 
 
 class SampleBatcher:
@@ -233,8 +276,8 @@ class SampleBatcher:
                 pack("<9H", buf, _BODY0, (p0 & 0xFFFF) ^ 0x8080, (p1 & 0xFFFF) ^ 0x8080, (p2 & 0xFFFF) ^ 0x8080, (p3 & 0xFFFF) ^ 0x8080, (p4 & 0xFFFF) ^ 0x8080, (p5 & 0xFFFF) ^ 0x8080, (p6 & 0xFFFF) ^ 0x8080, (p7 & 0xFFFF) ^ 0x8080, (p8 & 0xFFFF) ^ 0x8080)
                 o = _BODY0 + 18
                 q0 = q1 = q2 = q3 = q4 = q5 = 0
-                fmts = _FMT_RAW
-                sizes = _SIZE_RAW
+                fmts = _FMT
+                sizes = _SIZE
                 while n < spf:
                     if need:
                         s = yield False
@@ -321,8 +364,8 @@ class SampleBatcher:
                 pack("<13H", buf, _BODY0, (p0 & 0xFFFF) ^ 0x8080, (p1 & 0xFFFF) ^ 0x8080, (p2 & 0xFFFF) ^ 0x8080, (p3 & 0xFFFF) ^ 0x8080, (p4 & 0xFFFF) ^ 0x8080, (p5 & 0xFFFF) ^ 0x8080, (p6 & 0xFFFF) ^ 0x8080, (p7 & 0xFFFF) ^ 0x8080, (p8 & 0xFFFF) ^ 0x8080, (p9 & 0xFFFF) ^ 0x8080, (p10 & 0xFFFF) ^ 0x8080, (p11 & 0xFFFF) ^ 0x8080, (p12 & 0xFFFF) ^ 0x8080)
                 o = _BODY0 + 26
                 q0 = q1 = q2 = q3 = q4 = q5 = q9 = q10 = q11 = q12 = 0
-                fmts = _FMT_FULL
-                sizes = _SIZE_FULL
+                fmts = _FMT
+                sizes = _SIZE
                 while n < spf:
                     if need:
                         s = yield False

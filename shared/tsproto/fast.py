@@ -24,13 +24,13 @@ import zlib
 
 import numpy as np
 
-from tsproto.batch import _FMT_FULL, _FMT_RAW, _SIZE_FULL, _SIZE_RAW
+from tsproto.batch import _SIZE, _fmt
 from tsproto.consts import CRC_INIT, F_RAW, HEADER_LEN, MIN_PAYLOAD, T_SAMPLES, VERSION_MAJOR, VERSION_MINOR
 from tsproto.decoder import _COUNTERS, decode_payload
 from tsproto.frame import cobs_decode
 
-_SIZE = np.array([list(_SIZE_FULL), list(_SIZE_RAW)], np.int64)  # [raw][tag] coded size, tag included
-_VALID = np.array([[f is not None for f in _FMT_FULL], [f is not None for f in _FMT_RAW]], bool)
+_VALID = np.array([[_fmt(t, raw) is not None for t in range(256)] for raw in (False, True)], bool)
+_SIZE = np.array([list(_SIZE), list(_SIZE)], np.int64) * _VALID  # [raw][tag] coded size, tag included
 # (tag shift, first column, value count, prediction order)
 _GROUPS = ((0, 0, 3, 2), (2, 3, 3, 2), (4, 6, 3, 1), (6, 9, 4, 2))
 _PAD = 64

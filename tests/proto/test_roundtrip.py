@@ -243,3 +243,15 @@ def test_bad_message_fields_raise_valueerror():
     with pytest.raises(ValueError, match="Status"):
         w.status(0, None, 0, 0, 0, 0, 0, 0)
     assert w.seq == 0  # nothing was sent
+
+
+def test_literal_tag_tables_match_their_definition():
+    from tsproto.batch import _FMT, _SIZE, _fmt
+
+    for t in range(256):
+        assert _FMT[t] == _fmt(t, False)
+        assert _SIZE[t] == (struct.calcsize(_FMT[t]) if _FMT[t] else 0)
+        if t < 64:
+            assert _fmt(t, True) == _FMT[t]  # raw batches share the table
+        else:
+            assert _fmt(t, True) is None
