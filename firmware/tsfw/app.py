@@ -87,6 +87,7 @@ class App:
         self._mbias = array("i", [0, 0, 0])     # magnetometer hard iron, counts
         self._msoft = array("i", _config.IDENTITY_Q14)
         self._msoft_on = False
+        self._mag_cal = False
         self._cal_n = 0          # gyro calibration: samples still wanted (0 = not running)
         self._cal_sum = array("i", [0, 0, 0])
         self._cal_min = array("i", [0, 0, 0])
@@ -226,6 +227,7 @@ class App:
         for i in range(9):
             self._msoft[i] = soft[i]
         self._msoft_on = tuple(soft) != _config.IDENTITY_Q14
+        self._mag_cal = self._msoft_on or self._mbias[0] != 0 or self._mbias[1] != 0 or self._mbias[2] != 0
 
     def _gyro_lsb_per_dps(self):
         s = self.sensor
@@ -324,21 +326,19 @@ class App:
 
         Pass 1 writes calibrated counts in the filter's order (gx gy gz ax ay az mx my mz) into
         ``_fin``; the filter then runs over the whole block at once (its state stays in locals);
-        pass 2 hands each sample (+ quaternion) to the batcher.
+        pass 2 hands each sample (+ quaternion) to the batcher. The magnetometer correction and
+        its clamps run only when a magnetometer calibration is set.
         """
         raw = self._raw
         fin = self._fin
         gox = self._goff[0]
         goy = self._goff[1]
         goz = self._goff[2]
-        mbx = self._mbias[0]
-        mby = self._mbias[1]
-        mbz = self._mbias[2]
-        soft_on = self._msoft_on
-        ms = self._msoft
+        mag_cal = self._mag_cal
         cal = self._cal_n
+        end = 9 * n
         j = 0
-        while j < 9 * n:
+        while j < end:
             gx = raw[j + 3]
             gy = raw[j + 4]
             gz = raw[j + 5]
@@ -348,38 +348,26 @@ class App:
             gx -= gox
             gy -= goy
             gz -= goz
-            mx = raw[j + 6] - mbx
-            my = raw[j + 7] - mby
-            mz = raw[j + 8] - mbz
-            if soft_on:
-                x = (ms[0] * mx + ms[1] * my + ms[2] * mz + 8192) >> 14
-                y = (ms[3] * mx + ms[4] * my + ms[5] * mz + 8192) >> 14
-                mz = (ms[6] * mx + ms[7] * my + ms[8] * mz + 8192) >> 14
-                mx = x
-                my = y
-            # int16 on the wire: clamp what the corrections pushed past the range (one test
-            # per value: (v + 32768) has bits above 15 set only when v is out of range)
+            # int16 on the wire: clamp what the offset pushed past the range (one test per
+            # value: (v + 32768) has bits above 15 set only when v is out of range)
             if (gx + 32768) & -65536:
                 gx = _I16_MAX if gx > 0 else _I16_MIN
             if (gy + 32768) & -65536:
                 gy = _I16_MAX if gy > 0 else _I16_MIN
             if (gz + 32768) & -65536:
                 gz = _I16_MAX if gz > 0 else _I16_MIN
-            if (mx + 32768) & -65536:
-                mx = _I16_MAX if mx > 0 else _I16_MIN
-            if (my + 32768) & -65536:
-                my = _I16_MAX if my > 0 else _I16_MIN
-            if (mz + 32768) & -65536:
-                mz = _I16_MAX if mz > 0 else _I16_MIN
             fin[j] = gx
             fin[j + 1] = gy
             fin[j + 2] = gz
             fin[j + 3] = raw[j]
             fin[j + 4] = raw[j + 1]
             fin[j + 5] = raw[j + 2]
-            fin[j + 6] = mx
-            fin[j + 7] = my
-            fin[j + 8] = mz
+            if mag_cal:
+                self._mag_correct(j)
+            else:
+                fin[j + 6] = raw[j + 6]
+                fin[j + 7] = raw[j + 7]
+                fin[j + 8] = raw[j + 8]
             j += 9
         batcher = self.batcher
         fused = self.filter is not None and not batcher.raw
@@ -391,6 +379,7 @@ class App:
                 self.filter.update_block(fin, n, qo)
         s = self._s
         ts = self._ts
+        new = self._new_frame  # (no "add = batcher.add": a bound method object per drain)
         j = 0
         o = 0
         for i in range(n):
@@ -408,16 +397,44 @@ class App:
                 s[10] = qo[o + 1]
                 s[11] = qo[o + 2]
                 s[12] = qo[o + 3]
-            if self._new_frame:
+            if new:
                 # first sample of a frame: its 32-bit node time (may box one int per frame)
-                self._new_frame = False
+                new = False
                 if batcher.add(self._time32(ts[i]), s):
                     self._write_frame()
+                    new = True
             elif batcher.add(0, s):
                 self._write_frame()
+                new = True
             j += 9
             o += 4
+        self._new_frame = new
         self.samples += n
+
+    def _mag_correct(self, j):
+        """Hard- and soft-iron correction of sample ``j`` (raw -> fin), clamped to int16."""
+        raw = self._raw
+        fin = self._fin
+        mb = self._mbias
+        mx = raw[j + 6] - mb[0]
+        my = raw[j + 7] - mb[1]
+        mz = raw[j + 8] - mb[2]
+        if self._msoft_on:
+            ms = self._msoft
+            x = (ms[0] * mx + ms[1] * my + ms[2] * mz + 8192) >> 14
+            y = (ms[3] * mx + ms[4] * my + ms[5] * mz + 8192) >> 14
+            mz = (ms[6] * mx + ms[7] * my + ms[8] * mz + 8192) >> 14
+            mx = x
+            my = y
+        if (mx + 32768) & -65536:
+            mx = _I16_MAX if mx > 0 else _I16_MIN
+        if (my + 32768) & -65536:
+            my = _I16_MAX if my > 0 else _I16_MIN
+        if (mz + 32768) & -65536:
+            mz = _I16_MAX if mz > 0 else _I16_MIN
+        fin[j + 6] = mx
+        fin[j + 7] = my
+        fin[j + 8] = mz
 
     def _filter_first(self, n):
         """Start the filter on the first sample with a magnetometer reading.

@@ -85,6 +85,7 @@ def test_frames_decode_and_commands_are_acked_or_nacked(tmp_path):
             [1.5, C.CMD_CALIB_GYRO, [500]],                # the model lies still: succeeds
             [2.5, C.CMD_SET_MODE, [C.MODE_RAW]],
             [3.0, C.CMD_SET_RATE, [100]],
+            [3.5, C.CMD_STORE_MAG_CAL, [42, 10, 20, 30, 8192, 0, 0, 0, 8192, 0, 0, 0, 8192]],
         ],
     }
     msgs, stats, res = run_node(tmp_path, scenario, cfg, stdin)
@@ -95,7 +96,7 @@ def test_frames_decode_and_commands_are_acked_or_nacked(tmp_path):
     hellos = of(msgs, C.T_HELLO)
     assert hellos[0].chip == "MPU-9250" and hellos[0].rate_hz == 200 and hellos[0].mode == C.MODE_FUSED
     assert len(hellos) >= 4  # boot, CMD_HELLO, after the mode and rate changes
-    assert hellos[-1].rate_hz == 100 and hellos[-1].mode == C.MODE_RAW
+    assert hellos[-1].rate_hz == 100 and hellos[-1].mode == C.MODE_RAW and hellos[-1].calib_id == 42
 
     (reply,) = of(msgs, C.T_TIMESYNC_REPLY)
     assert reply.req_id == 77 and reply.t1 == 123456789 and reply.t2 <= reply.t3
@@ -103,7 +104,7 @@ def test_frames_decode_and_commands_are_acked_or_nacked(tmp_path):
     acks = {(a.cmd_seq, a.cmd) for a in of(msgs, C.T_ACK)}
     nacks = {(n.cmd_seq, n.cmd, n.error) for n in of(msgs, C.T_NACK)}
     assert acks == {(0, C.CMD_IDENTIFY), (4, C.CMD_CALIB_GYRO), (5, C.CMD_SET_MODE), (6, C.CMD_SET_RATE),
-                    (1, C.CMD_HELLO)}  # the last one came over USB (stdin), seq of its own writer
+                    (7, C.CMD_STORE_MAG_CAL), (1, C.CMD_HELLO)}  # the last one came over USB (stdin), seq of its own writer
     assert nacks == {(1, C.CMD_SET_RATE, C.E_BAD_ARG), (2, 0x7F, C.E_UNKNOWN_CMD),
                      (3, C.CMD_SET_RANGES, C.E_BAD_ARG)}
     assert res["led_changes"] > 20  # identify: fast blinking for 2 s
@@ -125,6 +126,9 @@ def test_frames_decode_and_commands_are_acked_or_nacked(tmp_path):
     s = fused[-1].samples[-1]
     assert abs(s[2] - 2048) < 20 and abs(s[0]) < 20 and abs(s[1]) < 20
     assert fused[0].samples[0][3:6] == [16, -9, 4] and s[3:6] == [0, 0, 0]
+    # magnetometer calibration: soft iron 0.5 x identity after a (10, 20, 30) hard-iron bias
+    m0, m1 = s[6:9], raw[-1].samples[-1][6:9]
+    assert m1 == [(v - b + 1) // 2 for v, b in zip(m0, (10, 20, 30))]
     qn = sum(v * v for v in s[9:13]) ** 0.5
     assert abs(qn - 16384) < 50
     statuses = of(msgs, C.T_STATUS)

@@ -107,6 +107,28 @@ app = App(cfg=cfg, i2c=bus, link=TimedLink(), config_path='/c.json')
 app.boot()
 drain_us = app._drain_us
 devs = [d for a, d in chip.devices()]
+# component timers (one extra call layer per drain, not per sample)
+T = [0, 0]
+_read = app.sensor.fifo_read
+_filt = app.filter.update_block if app.filter is not None else None
+
+
+def timed_read(out, n, ts=None):
+    t = hostio.now_us()
+    r = _read(out, n, ts)
+    T[0] += hostio.now_us() - t
+    return r
+
+
+def timed_filter(buf, n, out):
+    t = hostio.now_us()
+    _filt(buf, n, out)
+    T[1] += hostio.now_us() - t
+
+
+app.sensor.fifo_read = timed_read
+if _filt is not None:
+    app.filter.update_block = timed_filter
 
 
 def run_round(n_drains):
@@ -114,6 +136,7 @@ def run_round(n_drains):
     tot = 0
     bus.us = 0
     TimedLink.us = 0
+    T[0] = T[1] = 0
     s0 = app.samples
     m0 = gc.mem_alloc()
     for _ in range(n_drains):
@@ -124,7 +147,7 @@ def run_round(n_drains):
         t = hostio.now_us()
         app.drain(now)
         tot += hostio.now_us() - t
-    return tot, bus.us + TimedLink.us, app.samples - s0, gc.mem_alloc() - m0
+    return tot, bus.us + TimedLink.us, app.samples - s0, gc.mem_alloc() - m0, T[0] - bus.us, T[1]
 
 
 def step_cost(n):
@@ -145,10 +168,11 @@ ps_prev = pystones(P['pystone_loops'])[1]
 for r in range(P['rounds']):
     gc.collect()
     gc.disable()
-    tot, sim, n, alloc = run_round(P['drains'])
+    tot, sim, n, alloc, drv_us, filt_us = run_round(P['drains'])
     gc.enable()
     ps_next = pystones(P['pystone_loops'])[1]
     rounds.append({'us': tot, 'sim_bus_us': sim, 'samples': n, 'alloc': alloc,
+                   'driver_us': drv_us, 'filter_us': filt_us,
                    'pystones': (ps_prev + ps_next) / 2, 'pystones_spread': abs(ps_prev - ps_next)})
     ps_prev = ps_next
 idle_us = step_cost(2000)
@@ -217,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{i:>5} {n:>7} {wasm:>11.2f} {r['sim_bus_us'] / n:>10.2f} {node:>11.2f} {r['pystones']:>10.0f} "
               f"{r['pystones_spread']:>8.0f} {est:>16.0f} {r['alloc'] / n:>11.3f}")
     est_med = statistics.median(ests)
+    def comp(key):
+        return statistics.median(r[key] / r["samples"] * r["pystones"] / ESP32_PYSTONES for r in out["rounds"])
+    drv_e, flt_e = comp("driver_us"), comp("filter_us")
+    print(f"ESP32 estimate by part (medians): driver FIFO read (Python part) {drv_e:.0f} us, "
+          f"filter {flt_e:.0f} us, calibration + batching + framing + write call {est_med - drv_e - flt_e:.0f} us")
     q = statistics.quantiles(ests, n=4) if len(ests) >= 4 else [min(ests), est_med, max(ests)]
     print(f"(rows: every round up to 12, else every {max(1, len(ests) // 10)}th)")
     print(f"node (interpreter) time, wasm: median {statistics.median(nodes):.2f} us/sample; "
