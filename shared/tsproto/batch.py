@@ -109,8 +109,9 @@ class SampleBatcher:
 
     ``t_us`` is used only for the first sample of a frame (later ones are implicit:
     t_us + k * period_us). A frame is closed when it holds ``samples_per_frame`` samples or
-    when one more worst-case sample might not fit in ``max_payload`` (default: one ESP-NOW
-    message). The frame returned by frame() stays valid until the next add()/flush().
+    when the next sample does not fit in ``max_payload`` (default: one ESP-NOW message); that
+    sample then opens the next frame, so the add() returning True may have handed in a sample
+    of the next frame. The frame returned by frame() stays valid until the next add()/flush().
     Call flush() to close a partial frame, mark_gap() after lost samples (FIFO overflow).
     Values must be int16 (-32768..32767); 0 <= t_us < 2**32 (no arithmetic is done on it).
     """

@@ -16,7 +16,7 @@ from tsproto import (
     cobs_encode,
     decode_frame,
 )
-from tsproto.consts import CRC_INIT, ESPNOW_MAX, F_GAP, F_RAW
+from tsproto.consts import CRC_INIT, ESPNOW_MAX, F_GAP
 
 from .streams import encode, motion
 
