@@ -90,7 +90,8 @@ class FixedKalman:
 
     def __init__(self, rate_hz, acc_lsb_g, gyr_lsb_dps, mag_ut_lsb, decim=0,
                  tau_acc=0.0, tau_lp=0.0, tau_mag=0.0, tau_ref=30.0, mag_norm_th=0.1,
-                 mag_dip_th=0.1, rest_gyr_dps=2.0, rest_acc_ms2=0.5, rest_time=1.5):
+                 mag_dip_th=0.1, rest_gyr_dps=2.0, rest_acc_ms2=0.5, rest_time=1.5,
+                 mag_new_time=20.0, mag_new_gyr_dps=20.0):
         if not rate_hz > 0 or not acc_lsb_g > 0 or gyr_lsb_dps < 0 or mag_ut_lsb < 0:
             raise ValueError("rate and scales must be positive")
         gyro = gyr_lsb_dps > 0
@@ -151,6 +152,8 @@ class FixedKalman:
         self.RA = _rnd(rest_acc_ms2 / 9.80665 * acc_lsb_g)
         self.REST_N = max(1, _rnd(rest_time / T))
         self.WAIT_N = _rnd(2.0 * rate_hz)
+        self.NEW_N = max(1, _rnd(mag_new_time / T))
+        self.RN = _rnd(mag_new_gyr_dps * gyr_lsb_dps)
         self.KT = min(_ONE, _rnd(T / tau_acc * _ONE))  # accel+mag mode: TRIAD blend gain
         if self.RG * self.REST_N * 256 >= _LIM:
             raise ValueError("rest window too long for this rate")
@@ -174,6 +177,7 @@ class FixedKalman:
         self.nwin = 0
         self.mref2 = 0
         self.fref = 0
+        self.nref2 = self.nfref = self.nn = 0     # candidate new field reference, its count
         self.k = 0                                # sample counter within the block
         self.started = False
         self.wait = 0
@@ -476,33 +480,56 @@ class FixedKalman:
             mx = buf[j + 6] << ms; my = buf[j + 7] << ms; mz = buf[j + 8] << ms
             if -_MAXU <= mx <= _MAXU and -_MAXU <= my <= _MAXU and -_MAXU <= mz <= _MAXU:
                 m2 = mx * mx + my * my + mz * mz
+                m2s = m2 >> 14
+                mez = (r20 * mx + r21 * my + r22 * mz + _HALF) >> 14
+                z2 = mez * mez
                 mref2 = self.mref2
                 dm = m2 - mref2
-                if -(mref2 >> 14) * self.MN < dm < (mref2 >> 14) * self.MN:
+                lim = self.MF * m2s
+                df = z2 - self.fref * m2s
+                if (m2s > 0 and -(mref2 >> 14) * self.MN < dm < (mref2 >> 14) * self.MN
+                        and -lim < df < lim):
                     mex = (r00 * mx + r01 * my + r02 * mz + _HALF) >> 14
                     mey = (r10 * mx + r11 * my + r12 * mz + _HALF) >> 14
-                    mez = (r20 * mx + r21 * my + r22 * mz + _HALF) >> 14
-                    z2 = mez * mez
-                    m2s = m2 >> 14
-                    df = z2 - self.fref * m2s
-                    lim = self.MF * m2s
-                    if -lim < df < lim and m2s > 0:
-                        if mey > 0:
-                            d = (mex << 14) // mey
-                            if d > _ONE:
-                                d = _ONE
-                            elif d < -_ONE:
-                                d = -_ONE
-                        else:
-                            d = _ONE if mex >= 0 else -_ONE
-                        t = self.caz + self.KMAG * d
-                        hz = (t + _HALF + _HALF) >> 15
-                        self.caz = t - (hz << 15)
-                        kr = self.KR
-                        self.mref2 = mref2 + ((kr * dm + _HALF) >> 14)
-                        self.fref += (kr * (z2 // m2s - self.fref) + _HALF) >> 14
+                    if mey > 0:
+                        d = (mex << 14) // mey
+                        if d > _ONE:
+                            d = _ONE
+                        elif d < -_ONE:
+                            d = -_ONE
                     else:
-                        self.nrej += 1
+                        d = _ONE if mex >= 0 else -_ONE
+                    t = self.caz + self.KMAG * d
+                    hz = (t + _HALF + _HALF) >> 15
+                    self.caz = t - (hz << 15)
+                    kr = self.KR
+                    self.mref2 = mref2 + ((kr * dm + _HALF) >> 14)
+                    self.fref += (kr * (z2 // m2s - self.fref) + _HALF) >> 14
+                    self.nn = 0
+                elif m2s > 0:
+                    # rejected. A field that stays consistent (same gates against a candidate
+                    # reference) for NEW_N blocks of rotation is the new normal (the filter
+                    # started in a disturbed field, or the environment changed for good);
+                    # a sensor-fixed magnet fails this: its |m| changes as the sensor turns
+                    self.nrej += 1
+                    n2 = self.nref2
+                    dm = m2 - n2
+                    df = z2 - self.nfref * m2s
+                    if -(n2 >> 14) * self.MN < dm < (n2 >> 14) * self.MN and -lim < df < lim:
+                        rn = self.RN
+                        if not (-rn < ox < rn and -rn < oy < rn and -rn < oz < rn):
+                            self.nn += 1
+                        kr = self.KR
+                        self.nref2 = n2 + ((kr * dm + _HALF) >> 14)
+                        self.nfref += (kr * (z2 // m2s - self.nfref) + _HALF) >> 14
+                        if self.nn >= self.NEW_N:
+                            self.mref2 = self.nref2
+                            self.fref = self.nfref
+                            self.nn = 0
+                    else:
+                        self.nref2 = m2
+                        self.nfref = z2 // m2s
+                        self.nn = 0
                 else:
                     self.nrej += 1
             else:

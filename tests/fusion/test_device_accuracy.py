@@ -70,6 +70,17 @@ def test_magnetic_disturbance_is_rejected():
         assert open_.heading > 2 * gated.heading, (kw, gated, open_)
 
 
+def test_started_in_disturbed_field_recovers():
+    """Switched on next to a magnet: the start-up reference is wrong and every later (clean)
+    sample fails the gates, until the consistent new field is adopted after 20 s of motion."""
+    rec = simulate_recording(duration=90.0, fs=200.0, seed=9, field_dist=(0.0, 8.0),
+                             field_dist_ut=(10.0, -10.0, 12.0))
+    late = np.arange(len(rec.gyr)) > 60 * 200
+    e = broad_rmse(run_device(rec), rec.quat, rec.movement & late)
+    stuck = broad_rmse(run_device(rec, mag_new_time=1e4), rec.quat, rec.movement & late)
+    assert e.heading < 3.0 and stuck.heading > 20.0, (e, stuck)
+
+
 def test_slow_rotation_integrates_exactly():
     """5 deg/s about the vertical for 60 s at 285.7 Hz: each sample moves q by ~2.5 Q14 counts;
     error feedback keeps the integral exact (truncation would lose ~20 %)."""

@@ -50,6 +50,13 @@ def test_gyroless_mode_same_integers_and_no_allocation():
     _same_under_micropython(quantize(rec, "lsm303"), rec.fs, "lsm303")
 
 
+def test_disturbed_start_and_reacquisition_same_integers():
+    # starts inside a disturbed field, then adopts the real one (candidate-field path)
+    rec = simulate_recording(duration=45.0, fs=200.0, seed=9, rest=2.0, field_dist=(0.0, 6.0),
+                             field_dist_ut=(10.0, -10.0, 12.0))
+    _same_under_micropython(quantize(rec), rec.fs, "mpu9250")
+
+
 def test_hostile_counts_stay_small_ints():
     """Saturated, alternating and random int16 counts: any intermediate beyond 31 bits would
     need a heap-allocated big int, which raises MemoryError under heap_lock."""

@@ -29,7 +29,7 @@ class FloatKalman:
                  tau_acc: float = 0.0, tau_lp: float = 0.0, tau_mag: float = 0.0, tau_ref: float = 30.0,
                  mag_norm_th: float = 0.1, mag_dip_th: float = 0.1, rest_gyr_dps: float = 2.0,
                  rest_acc_ms2: float = 0.5, rest_time: float = 1.5,
-                 mag_max_ut: float = 153.6):
+                 mag_max_ut: float = 153.6, mag_new_time: float = 20.0, mag_new_gyr_dps: float = 20.0):
         if not rate_hz > 0:
             raise ValueError("rate must be positive")
         if decim <= 0:
@@ -54,6 +54,8 @@ class FloatKalman:
         self.mag_max = mag_max_ut
         self.kt = T / tau_acc
         self.wait_n = round(2.0 * rate_hz)
+        self.new_n = max(1, round(mag_new_time / T))
+        self.rn = math.radians(mag_new_gyr_dps)
         self.reset()
 
     def reset(self) -> None:
@@ -69,6 +71,8 @@ class FloatKalman:
         self.k = 0
         self.started = False
         self.wait = 0
+        self.nref2 = self.nfref = 0.0
+        self.nn = 0
         self.nrej = 0
 
     def _triad(self, a, m):
@@ -248,22 +252,38 @@ class FloatKalman:
             mm = self.mag_max
             if abs(mx) <= mm and abs(my) <= mm and abs(mz) <= mm:
                 m2 = mx * mx + my * my + mz * mz
+                mez = r20 * mx + r21 * my + r22 * mz
+                z2 = mez * mez
                 dm = m2 - self.mref2
-                if abs(dm) < self.mn * self.mref2:
+                if m2 > 0 and abs(dm) < self.mn * self.mref2 and abs(z2 - self.fref * m2) < self.mf * m2:
                     mex = r00 * mx + r01 * my + r02 * mz
                     mey = r10 * mx + r11 * my + r12 * mz
-                    mez = r20 * mx + r21 * my + r22 * mz
-                    z2 = mez * mez
-                    if abs(z2 - self.fref * m2) < self.mf * m2 and m2 > 0:
-                        if mey > 0:
-                            d = min(1.0, max(-1.0, mex / mey))
-                        else:
-                            d = 1.0 if mex >= 0 else -1.0
-                        hz = 0.5 * self.km * d
-                        self.mref2 += self.kr * dm
-                        self.fref += self.kr * (z2 / m2 - self.fref)
+                    if mey > 0:
+                        d = min(1.0, max(-1.0, mex / mey))
                     else:
-                        self.nrej += 1
+                        d = 1.0 if mex >= 0 else -1.0
+                    hz = 0.5 * self.km * d
+                    self.mref2 += self.kr * dm
+                    self.fref += self.kr * (z2 / m2 - self.fref)
+                    self.nn = 0
+                elif m2 > 0:
+                    # rejected; a field consistent for new_n blocks of rotation becomes the
+                    # reference (as FixedKalman)
+                    self.nrej += 1
+                    dm = m2 - self.nref2
+                    if abs(dm) < self.mn * self.nref2 and abs(z2 - self.nfref * m2) < self.mf * m2:
+                        if max(abs(g[0] - self.b[0]), abs(g[1] - self.b[1]), abs(g[2] - self.b[2])) >= self.rn:
+                            self.nn += 1
+                        self.nref2 += self.kr * dm
+                        self.nfref += self.kr * (z2 / m2 - self.nfref)
+                        if self.nn >= self.new_n:
+                            self.mref2 = self.nref2
+                            self.fref = self.nfref
+                            self.nn = 0
+                    else:
+                        self.nref2 = m2
+                        self.nfref = z2 / m2
+                        self.nn = 0
                 else:
                     self.nrej += 1
             else:
