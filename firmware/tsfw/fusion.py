@@ -13,7 +13,9 @@
 #                  inclination error ~ (lE_y, -lE_x)/g, corrected with gain T/tau_acc
 #                  mE = R (m) ; accepted only if |m|^2 and the vertical fraction mEz^2/|m|^2
 #                  match the learned reference (magnetic disturbance rejection); then the
-#                  heading error atan(mEx/mEy) is corrected with gain T/tau_mag about earth z
+#                  heading error atan(mEx/mEy) is corrected with gain T/tau_mag about earth z;
+#                  a rejected field that stays consistent for mag_new_time of rotation
+#                  becomes the new reference (started next to a magnet, moved elsewhere)
 #                  gyro bias b <- mean gyro of each complete still window of rest_time
 #                  (gyro within rest_gyr of b, acc within rest_acc of the window start)
 #                  q <- [1, hx, hy, hz] (x) q   (earth-frame correction, Q28 carries c0..c3)

@@ -138,7 +138,7 @@ def sensitivity(recs, chip) -> None:
     from trackside.fusion.metrics import broad_rmse
 
     base = dict(tau_acc=3.0, tau_lp=3.0, tau_mag=9.0, tau_ref=30.0, mag_norm_th=0.1, mag_dip_th=0.1,
-                rest_gyr_dps=2.0, rest_acc_ms2=0.5, rest_time=1.5)
+                rest_gyr_dps=2.0, rest_acc_ms2=0.5, rest_time=1.5, mag_new_time=20.0)
     print("\n## sensitivity: device filter mean total RMSE on BROAD, each parameter x0.5 / x2")
     for k, v in base.items():
         row = f"{k:16s} default {v:<6g}"
