@@ -188,8 +188,10 @@ class App:
         rate = getattr(self.sensor, "rate_hz", 0) or cfg["rate_hz"]  # the chip's nearest ODR
         self._rate_hz = rate
         self._period_us = getattr(self.sensor, "period_us", 0) or 1000000 // rate
-        # drain about every 4 samples (20 ms at 200 Hz), never slower than 25 ms
-        self._drain_us = min(25000, 4 * self._period_us)
+        # drain about every 8 samples (40 ms at 200 Hz): bursts amortise the per-read overhead,
+        # and the smallest FIFO (MPU-9250: 25 samples = 125 ms) keeps a 3x margin
+        fifo = getattr(self.sensor, "FIFO_SAMPLES", 25)
+        self._drain_us = min(40000, 8 * self._period_us, fifo * self._period_us // 3)
         self._apply_calibration()
         self._make_filter()
         # wait for a magnetometer reading before starting the filter (chips with a mag)
