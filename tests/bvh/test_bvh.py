@@ -39,7 +39,7 @@ def _angle_deg(q_glm, m):
     return np.degrees((r * Rotation.from_matrix(m).inv()).magnitude())
 
 
-@pytest.mark.parametrize("order", ["ZXY", "XYZ", "YXZ"])
+@pytest.mark.parametrize("order", ["ZXY", "YXZ"])
 def test_file_reads_back_with_bvhio_and_bvh(tmp_path, motion, order):
     path = tmp_path / "run.bvh"
     root = motion.segment_pos["pelvis"]
@@ -154,8 +154,9 @@ def test_live_stream_one_frame_per_line(motion):
         t = threading.Thread(target=lambda: got.extend(read_stream_lines(srv.port, header.count("\n") + 50)))
         t.start()
         assert srv.wait_for_clients(1, timeout_s=5)
-        for f in frames:
+        for f in frames[:25]:
             assert srv.send_frame(f) == 1
+        assert srv.play(frames[25:], fs=1000.0) == 25
         t.join(timeout=10)
     head_lines = header.count("\n")
     assert "\n".join(got[:head_lines]) + "\n" == header

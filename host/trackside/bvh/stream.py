@@ -17,6 +17,7 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
+import time
 
 import numpy as np
 
@@ -100,6 +101,23 @@ class BvhStreamServer:
                     c.close()
         self.frames_sent += 1
         return ok
+
+    def play(self, frames: np.ndarray, fs: float, realtime: bool = True) -> int:
+        """Broadcast recorded frames (N x channels) at the session rate (or as fast as possible).
+
+        Returns the number of frames sent. Pacing uses a monotonic clock, so it does not drift.
+        """
+        if not (fs > 0):
+            raise ValueError(f"fs must be positive, got {fs!r}")
+        frames = np.asarray(frames, float)
+        t0 = time.monotonic()
+        for k, f in enumerate(frames):
+            if realtime:
+                delay = t0 + k / fs - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            self.send_frame(f)
+        return len(frames)
 
     def wait_for_clients(self, n: int = 1, timeout_s: float = 5.0) -> bool:
         """Block until ``n`` clients are connected (or the timeout passes)."""
