@@ -125,6 +125,19 @@ def test_quantiser_scales_and_saturates():
     assert set(CHIPS) == {"mpu9250", "icm20948", "lsm303"}
 
 
+def test_single_sample_update_equals_block_update():
+    from trackside.fusion.device import run_counts
+
+    rec = simulate_recording(duration=5.0, fs=200.0, seed=1, rest=1.0)
+    c = quantize(rec)
+    f = make_filter(rec.fs)
+    q = []
+    for row in c.tolist():
+        f.update(*row)
+        q.append((f.w, f.x, f.y, f.z))
+    assert np.array_equal(np.array(q), run_counts(c, rec.fs))
+
+
 def test_filter_rejects_bad_configuration():
     from tsfw.fusion import FixedKalman
 
