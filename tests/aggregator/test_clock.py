@@ -114,3 +114,16 @@ def test_stream_aligner_emits_complete_and_overdue_slots() -> None:
     sa.add(1, 0.051, 5)
     assert sa.poll(0.052) == 0                         # waiting for node 2
     assert sa.poll(0.0651) == 1 and out[-1][1] == {1: 5, 2: None}   # overdue: emitted, marked
+
+
+def test_theil_sen_matches_scipy() -> None:
+    from scipy.stats import theilslopes
+
+    from trackside.aggregator.clock import theil_sen
+
+    rng = np.random.default_rng(3)
+    x = np.sort(rng.uniform(0, 100, 50))
+    y = 3 + 1.00002 * x + rng.exponential(0.001, 50)
+    s, b = theil_sen(x, y)
+    ref = theilslopes(y, x, method="joint")
+    assert s == pytest.approx(ref[0], rel=1e-12) and b == pytest.approx(ref[1], rel=1e-12)

@@ -23,7 +23,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import theilslopes
 
 US = 1e-6
 
@@ -106,7 +105,8 @@ class ClockSync:
     period: int = 1 << 32
     window_s: float = 1.0
     history: int = 120
-    model: ClockModel = field(default_factory=ClockModel)
+    _model: ClockModel = field(default_factory=ClockModel, init=False)
+    _dirty: bool = field(default=False, init=False)
     _unwrap: Unwrapper = field(init=False)
     _points: deque = field(init=False)
     _win_start: float | None = field(default=None, init=False)
@@ -163,11 +163,22 @@ class ClockSync:
         self._best = None
         self._win_start = None
         self.ready = False
+        self._dirty = False
+        self._model = ClockModel()
 
     def _refit(self) -> None:
-        self.model = fit_clock(np.array([p[0] for p in self._points], dtype=np.int64),
-                               np.array([p[1] for p in self._points], dtype=np.float64))
-        self.ready = self.model.npoints >= 2
+        # fitted lazily, when the model is next asked for (offline: once at the end)
+        self._dirty = True
+        self.ready = len(self._points) >= 2
+
+    @property
+    def model(self) -> ClockModel:
+        """The current fit (recomputed if fit points were added since)."""
+        if self._dirty:
+            self._dirty = False
+            self._model = fit_clock(np.array([p[0] for p in self._points], dtype=np.int64),
+                                    np.array([p[1] for p in self._points], dtype=np.float64))
+        return self._model
 
 
 def fit_clock(node_us: np.ndarray, host_s: np.ndarray) -> ClockModel:
@@ -185,10 +196,21 @@ def fit_clock(node_us: np.ndarray, host_s: np.ndarray) -> ClockModel:
     if n == 1 or np.ptp(x) == 0:
         off = float(np.median(y - x))
         return ClockModel(u0, h0, off, 0.0, float("nan"), n)
-    slope, intercept, _, _ = theilslopes(y, x)
+    slope, intercept = theil_sen(x, y)
     drift = float(slope) - 1.0
     resid = y - (intercept + slope * x)
     return ClockModel(u0, h0, float(intercept), drift, float(np.sqrt(np.mean(resid ** 2))), n)
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Theil-Sen line: median of pairwise slopes, then median intercept (scipy.stats.theilslopes
+    with method="joint",
+    without its confidence interval, which costs milliseconds per call)."""
+    i, j = np.triu_indices(len(x), 1)
+    dx = x[j] - x[i]
+    ok = dx != 0
+    slope = float(np.median((y[j] - y[i])[ok] / dx[ok]))
+    return slope, float(np.median(y - slope * x))
 
 
 @dataclass
@@ -242,8 +264,10 @@ def align(host_times: dict[int, np.ndarray], values: dict[int, np.ndarray], rate
         inside = (k >= 0) & (k < k_n)
         k, d, idx = k[inside], d[inside], np.nonzero(inside)[0]
         # keep the nearest sample per slot: sort by (slot, distance), take the first of each slot
-        order = np.lexsort((d, k))
-        k, d, idx = k[order], d[order], idx[order]
+        # (samples usually arrive in time order with one per slot: then no sort is needed)
+        if len(k) > 1 and not (np.diff(k) > 0).all():
+            order = np.lexsort((d, k))
+            k, d, idx = k[order], d[order], idx[order]
         first = np.ones(len(k), dtype=bool)
         first[1:] = k[1:] != k[:-1]
         coll[node] = int(len(k) - first.sum())

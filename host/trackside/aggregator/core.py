@@ -203,24 +203,130 @@ class Pipeline:
             else:
                 t_of = lambda pos: float(times[min(np.searchsorted(ends, pos, side="right"), len(times) - 1)])  # noqa: E731
                 frame_t = times[np.minimum(np.searchsorted(ends, res.frame_end, side="right"), len(times) - 1)]
-            # process messages and sample frames in stream order
-            fe = res.frame_end
-            me = res.message_end
-            mi = 0
-            f0 = 0
-            nf = len(fe)
-            for m, pos in zip(res.messages, me):
-                f1 = int(np.searchsorted(fe, pos))
-                if f1 > f0:
-                    self._frames(p, res, f0, f1, frame_t, buf, shift)
-                    f0 = f1
-                self._message(p, m, t_of(pos), buf, shift + pos)
-                mi += 1
-            if nf > f0:
-                self._frames(p, res, f0, nf, frame_t, buf, shift)
+            first_row = np.zeros(len(res.frame_n) + 1, np.int64)
+            np.cumsum(res.frame_n, out=first_row[1:])
+            msg_t = [t_of(pos) for pos in res.message_end]
+            if self.aligner is None:
+                self._bulk_all(p, res, frame_t, msg_t, first_row, buf, shift)
+            else:
+                self._in_order(p, res, np.arange(len(res.frame_end)), list(range(len(res.messages))), frame_t,
+                               msg_t, first_row, buf, shift)
             now = self.clock() if ends is None else float(times[-1])
             if self.aligner is not None:
                 self.aligner.poll(now)
+
+    def _in_order(self, p: PortState, res, fidx: np.ndarray, midx: list, frame_t: np.ndarray, msg_t: list,
+                  first_row: np.ndarray, buf: bytes, shift: int) -> None:
+        """Frames ``fidx`` and messages ``midx`` of a decode result, one by one in stream order."""
+        fe = res.frame_end
+        me = res.message_end
+        fi = 0
+        fidx = np.asarray(fidx)
+        for j in midx:
+            pos = me[j]
+            k = fi + int(np.searchsorted(fe[fidx[fi:]], pos))
+            if k > fi:
+                self._frames_one_by_one(p, fidx[fi:k], res, frame_t, first_row, buf, shift)
+                fi = k
+            self._message(p, res.messages[j], msg_t[j], buf, shift + pos)
+        if fi < len(fidx):
+            self._frames_one_by_one(p, fidx[fi:], res, frame_t, first_row, buf, shift)
+
+    def _bulk_all(self, p: PortState, res, frame_t: np.ndarray, msg_t: list, first_row: np.ndarray, buf: bytes,
+                  shift: int) -> None:
+        """Per node, frames and messages together in stream order: clean runs vectorised, anything
+        that needs a decision (first frame, duplicate, late frame, reboot, unplug, FIFO gap) alone."""
+        fn = res.frame_node.astype(np.int64)
+        by_node: dict[int, list] = {}
+        for j, m in enumerate(res.messages):
+            by_node.setdefault(m.node_id, []).append(j)
+        for nid in sorted(set(np.unique(fn).tolist()) | set(by_node)):
+            fidx = np.flatnonzero(fn == nid)
+            midx = np.array(by_node.get(nid, []), np.int64)
+            msgs = [res.messages[j] for j in midx.tolist()]
+            pos = np.concatenate([res.frame_end[fidx], np.array([res.message_end[j] for j in midx.tolist()], np.int64)])
+            order = np.argsort(pos, kind="stable")
+            is_frame = np.concatenate([np.ones(len(fidx), bool), np.zeros(len(midx), bool)])[order]
+            ref = np.concatenate([fidx, midx])[order]
+            seq = np.concatenate([res.frame_seq[fidx].astype(np.int64), np.array([m.seq for m in msgs], np.int64)])[order]
+            tus = np.concatenate([res.frame_t_us[fidx].astype(np.int64),
+                                  np.array([m.t_us for m in msgs], np.int64)])[order]
+            th = np.concatenate([frame_t[fidx].astype(np.float64),
+                                 np.array([msg_t[j] for j in midx.tolist()], np.float64)])[order]
+            odd = np.concatenate([(res.frame_flags[fidx] & C.F_GAP) != 0,
+                                  np.array([m.type == C.T_COMMAND for m in msgs], bool)])[order]
+            node = self._node(nid, p)
+            tr = node.tracker
+            start = 0
+            n_items = len(ref)
+            while start < n_items:
+                k = 0
+                if tr.last_seq is not None and tr.last_t_node is not None and tr.last_t_host is not None \
+                        and node.unplugged_at is None:
+                    d = np.diff(seq[start:], prepend=tr.last_seq) % SEQ_PERIOD
+                    step = np.diff(tus[start:], prepend=tr.last_t_node) % CLOCK_PERIOD
+                    step[step >= CLOCK_PERIOD // 2] -= CLOCK_PERIOD
+                    host_step = np.diff(th[start:], prepend=tr.last_t_host) * 1e6
+                    bad = (d == 0) | (d >= SEQ_PERIOD // 2) | odd[start:] | (step < -tr.reboot_jump_us) | \
+                        (step - host_step > tr.reboot_jump_us)
+                    k = int(np.argmax(bad)) if bad.any() else len(bad)
+                if k == 0:      # this one needs a decision: judge it alone
+                    r = int(ref[start])
+                    if is_frame[start]:
+                        self._frames_one_by_one(p, [r], res, frame_t, first_row, buf, shift)
+                    else:
+                        self._message(p, res.messages[r], msg_t[r], buf, shift + res.message_end[r])
+                    start += 1
+                    continue
+                sl = slice(start, start + k)
+                self._bulk(p, node, d[:k], seq[sl], tus[sl], th[sl], ref[sl][is_frame[sl]],
+                           ref[sl][~is_frame[sl]], res, frame_t, msg_t, first_row, buf, shift)
+                start += k
+
+    def _bulk(self, p: PortState, node: NodeState, d: np.ndarray, seq: np.ndarray, tus: np.ndarray, th: np.ndarray,
+              fidx: np.ndarray, midx: np.ndarray, res, frame_t: np.ndarray, msg_t: list, first_row: np.ndarray,
+              buf: bytes, shift: int) -> None:
+        """Accept a clean run of one node's items (seq steps ``d`` all forward, no clock jump)."""
+        nid = node.node_id
+        tr = node.tracker
+        writer = self.writer
+        missing = d - 1
+        if writer is not None:
+            for k in np.flatnonzero(missing).tolist():
+                before = th[k - 1] if k else tr.last_t_host
+                writer.gap(nid, int((seq[k] - missing[k]) % SEQ_PERIOD), int(missing[k]), float(before), float(th[k]),
+                           "seq")
+        tr.lost += int(missing.sum())
+        tr.frames += len(seq)
+        tr.last_seq = int(seq[-1])
+        tr.last_t_node = int(tus[-1])
+        tr.last_t_host = float(th[-1])
+        tr._recent = set(seq[-32:].tolist())
+        node.last_t_host = float(th[-1])
+        if len(fidx):
+            fth = frame_t[fidx].astype(np.float64)
+            ftus = res.frame_t_us[fidx].astype(np.int64)
+            n = res.frame_n[fidx].astype(np.int64)
+            per = res.frame_period_us[fidx].astype(np.int64)
+            u_first = node.unwrap.batch(ftus)
+            u_last = u_first + (n - 1) * per
+            one_way = node.oneway.one_way
+            for a, b in zip(u_last.tolist(), fth.tolist()):
+                one_way(a, b, unwrapped=True)
+            node.provisional = min(node.provisional, float((fth - u_last * US).min()))
+            total = int(n.sum())
+            node.samples += total
+            node.rate_window.append((float(fth[-1]), total))
+            if writer is not None:
+                fe = res.frame_end
+                fseq = res.frame_seq
+                for k, i in enumerate(fidx.tolist()):
+                    writer.frame(nid, int(fseq[i]), int(ftus[k]), float(fth[k]), C.T_SAMPLES,
+                                 self._raw(buf, shift + int(fe[i])), nsamples=int(n[k]))
+            if self.keep_samples:
+                self.kept.setdefault(nid, []).append((u_first, per, n, first_row[fidx], res.values))
+        for j in midx.tolist():
+            self._message_body(p, node, res.messages[j], msg_t[j], buf, shift + res.message_end[j])
 
     def _raw(self, buf: bytes, end: int) -> bytes:
         start = buf.rfind(b"\x00", 0, end) + 1
@@ -237,14 +343,13 @@ class Pipeline:
             n.port = p.name
         return n
 
-    def _frames(self, p: PortState, res, f0: int, f1: int, frame_t: np.ndarray, buf: bytes, shift: int) -> None:
-        """Sample frames f0..f1 of a decode result."""
+    def _frames_one_by_one(self, p: PortState, idx: np.ndarray, res, frame_t: np.ndarray, first_row: np.ndarray,
+                           buf: bytes, shift: int) -> None:
+        """Sample frames ``idx`` (of one decode result), each judged on its own."""
         fn, fs, ft, fper, fflags, fcount = (res.frame_node, res.frame_seq, res.frame_t_us, res.frame_period_us,
                                             res.frame_flags, res.frame_n)
-        first_row = np.zeros(len(fcount) + 1, np.int64)
-        np.cumsum(fcount, out=first_row[1:])
         writer = self.writer
-        for i in range(f0, f1):
+        for i in np.asarray(idx).tolist():
             nid = int(fn[i])
             node = self._node(nid, p)
             t_recv = float(frame_t[i])
@@ -296,13 +401,20 @@ class Pipeline:
         self.kept[node.node_id] = []
 
     def _map_parts(self, node: NodeState, parts: list) -> tuple[np.ndarray, np.ndarray]:
-        u0 = np.array([p[0] for p in parts], np.int64)
-        per = np.array([p[1] for p in parts], np.int64)
-        cnt = np.array([p[2] for p in parts], np.int64)
+        """Host times and values of kept parts ``(u_first, period, n, first row, values)``
+        (scalars for one frame or arrays for a bulk of frames)."""
+        u0 = np.concatenate([np.atleast_1d(p[0]) for p in parts]).astype(np.int64)
+        per = np.concatenate([np.atleast_1d(p[1]) for p in parts]).astype(np.int64)
+        cnt = np.concatenate([np.atleast_1d(p[2]) for p in parts]).astype(np.int64)
         k = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         u = np.repeat(u0, cnt) + np.repeat(per, cnt) * k
-        vals = np.concatenate([p[4][p[3]:p[3] + p[2]] for p in parts]).astype(np.float64)
-        return node.to_host(u), vals
+        vals = []
+        for p in parts:
+            r0 = np.atleast_1d(p[3]).astype(np.int64)
+            c = np.atleast_1d(p[2]).astype(np.int64)
+            rows = np.repeat(r0, c) + (np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c))
+            vals.append(p[4][rows])
+        return node.to_host(u), np.concatenate(vals).astype(np.float64)
 
     def sample_times(self, nid: int) -> np.ndarray:
         """Host times of every kept sample of a node (``keep_samples=True``), final clock models."""
@@ -342,13 +454,19 @@ class Pipeline:
             return
         node = self._node(nid, p)
         v = node.tracker.check(m.seq, m.t_us, clock_period=CLOCK_PERIOD, t_host=t_recv)
+        if not v.accept:
+            return
+        self._continuity(node, v, t_recv)
+        self._message_body(p, node, m, t_recv, buf, end)
+
+    def _message_body(self, p: PortState, node: NodeState, m, t_recv: float, buf: bytes, end: int) -> None:
+        """Store and act on an accepted (sequence-checked) message."""
+        nid = m.node_id
+        typ = m.type
         if typ == C.T_HELLO:
             node.hello = m
             if self.writer is not None:
                 self.writer.node(nid, port=p.name, hw=str(m.chip), fw=str(m.fw_version))
-        if not v.accept:
-            return
-        self._continuity(node, v, t_recv)
         if self.writer is not None:
             self.writer.frame(nid, m.seq, m.t_us, t_recv, typ, self._raw(buf, end), nsamples=0)
         if typ == C.T_STATUS:

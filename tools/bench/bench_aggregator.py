@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Aggregator benchmarks (figures printed; targets from the issue, not asserted).
+
+1. offline replay: decode + clock + align of traces, samples/s on one core   (target >= 1,000,000)
+2. live: N nodes x R Hz replayed in real time through ptys (a separate process) into the
+   aggregator (pyserial readers, pipeline, live alignment, session store): CPU share of the
+   aggregator process and frame-to-aligned-sample latency                  (target < 10 %, p99 < 20 ms)
+3. fuzz: corrupted streams through the whole pipeline: exceptions, resynchronisation
+                                                                            (target 1,000,000 frames, 0 exceptions)
+
+Traces are synthetic (trackside.aggregator.synth: the real wire protocol, tsproto encoders,
+with clock offset/drift, USB jitter and stalls), generated once into a cache directory.
+
+    python3 tools/bench/bench_aggregator.py                     # everything, default sizes
+    python3 tools/bench/bench_aggregator.py --skip-live --fuzz-frames 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from trackside.aggregator.core import Aggregator, Pipeline, process_trace
+from trackside.aggregator.store import FrameWriter, SessionStore
+from trackside.aggregator.synth import synth_session
+from trackside.aggregator.traces import Trace, read_trace, write_trace
+
+
+def make_traces(nodes: int, seconds: float, spf: int, rate: int, cache: Path) -> list[Path]:
+    """Synthetic traces, one per node/port (cached: generation runs the Python encoder)."""
+    d = cache / f"n{nodes}_s{seconds:g}_spf{spf}_r{rate}"
+    files = [d / f"node{i}.tstrace" for i in range(1, nodes + 1)]
+    if all(f.exists() for f in files):
+        return files
+    d.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    traces, _ = synth_session(nodes=nodes, seconds=seconds, seed=1, spf=spf, rate_hz=rate)
+    for tr, f in zip(traces, files):
+        write_trace(f, tr["records"], t0=tr["t0"], meta={"port": tr["name"], "synthetic": True})
+    print(f"  (generated {nodes} traces of {seconds:g} s in {time.perf_counter() - t:.1f} s -> {d})")
+    return files
+
+
+def bench_offline(files: list[Path], repeat: int) -> None:
+    traces = [read_trace(f) for f in files]
+    nbytes = sum(len(t.rx_bytes()) for t in traces)
+    best = None
+    for _ in range(repeat):
+        t0 = time.process_time()
+        pl = Pipeline(keep_samples=True)
+        for tr in traces:
+            process_trace(tr, pl)
+        al = pl.aligned()
+        dt = time.process_time() - t0
+        best = dt if best is None else min(best, dt)
+    n = sum(node.samples for node in pl.nodes.values())
+    from tsproto.fast import decode
+    t0 = time.process_time()
+    dec = sum(len(decode(t.rx_bytes())) for t in traces)
+    ddt = time.process_time() - t0
+    err = np.array([v for v in al.error_s.values()]) * 1e6
+    print(f"offline replay: {len(traces)} traces, {n} samples, {nbytes / 1e6:.1f} MB")
+    print(f"  decode + check + clock + align: {best:.3f} s CPU -> {n / best:,.0f} samples/s (one core)")
+    print(f"  of which decode alone (tsproto.fast): {ddt:.3f} s -> {dec / ddt:,.0f} samples/s")
+    print(f"  aligned grid {al.n} slots x {len(al.valid)} nodes; alignment error per node "
+          f"median {np.median(err):.0f} us, max {err.max():.0f} us")
+
+
+def bench_live(files: list[Path], seconds: float, rate: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="trackside-bench-live-"))
+    links = tmp / "ports"
+    # the replayer (ptys) runs in its own process: only the aggregator's CPU is measured here
+    proc = subprocess.Popen([sys.executable, "-m", "trackside", "replay", "--serve", "--link-dir", str(links),
+                             *map(str, files)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        paths = []
+        while len(paths) < len(files):
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError("replayer died")
+            paths.append(line.split()[0])
+        st = SessionStore(tmp / "bench.db")
+        sid = st.create_session(rate_hz=rate)
+        writer = FrameWriter(st.path, sid)
+        agg = Aggregator(paths, writer=writer, rate_hz=rate, sync_interval_s=0.5)
+        agg.start()
+        time.sleep(2.0)                       # warm up: ports open, clocks start
+        lat0 = len(agg.pipeline.aligned_latency_ms)
+        rows0 = agg.pipeline.aligned_rows
+        c0, w0 = time.process_time(), time.perf_counter()
+        time.sleep(seconds)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        lat = np.array(list(agg.pipeline.aligned_latency_ms)[lat0:])
+        rows = agg.pipeline.aligned_rows - rows0
+        agg.stop()
+        writer.close()
+        n = sum(node.samples for node in agg.pipeline.nodes.values())
+        lost = sum(node.tracker.lost for node in agg.pipeline.nodes.values())
+        st.end_session(sid)
+        stored = st.frame_count(sid)
+        st.close()
+        print(f"live: {len(files)} nodes x {rate} Hz through ptys + pyserial, {wall:.1f} s measured")
+        print(f"  aggregator CPU {cpu:.2f} s / {wall:.2f} s wall = {100 * cpu / wall:.1f} % of one core "
+              f"(readers, decode, checks, clock, live alignment, SQLite store)")
+        if len(lat):
+            print(f"  frame -> aligned sample latency: p50 {np.percentile(lat, 50):.1f} ms, "
+                  f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms ({len(lat)} samples, "
+                  f"{rows} aligned rows)")
+        print(f"  samples {n}, frames lost {lost}, frames stored {stored}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def bench_fuzz(frames: int, seed: int = 7) -> None:
+    """Valid frames, a third of them damaged (flips, cuts, insertions, zeros, other versions),
+    fed in random chunk sizes; a damaged frame keeps its terminating 0x00, so every intact frame
+    must be decoded (resynchronisation by the next frame)."""
+    from tsproto import SampleBatcher
+    from tsproto.frame import FrameWriter as WireWriter
+
+    rng = random.Random(seed)
+    pool = []
+    for nid in range(1, 9):
+        w = WireWriter(nid)
+        enc = SampleBatcher(w, samples_per_frame=2, period_us=5000)
+        for k in range(400):
+            if enc.add(k * 5000, [rng.randint(-2000, 2000) for _ in range(13)]):
+                pool.append(bytes(enc.frame()))
+        pool.append(w.status(0, 3900, 2500, 0, 0, 0, 1000, 1))
+    pl = Pipeline(keep_samples=False)
+    exceptions = 0
+    intact = 0
+    done = 0
+    t0 = time.perf_counter()
+    chunk: list[bytes] = []
+    while done < frames:
+        f = bytearray(rng.choice(pool))
+        r = rng.random()
+        if r < 0.33:
+            kind = rng.randrange(5)
+            body = f[:-1]
+            if kind == 0:
+                for _ in range(rng.randint(1, 4)):
+                    body[rng.randrange(len(body))] ^= 1 << rng.randrange(8)
+            elif kind == 1:
+                body = body[:rng.randrange(len(body))]
+            elif kind == 2:
+                pos = rng.randrange(len(body) + 1)
+                body = body[:pos] + bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 20))) + body[pos:]
+            elif kind == 3:
+                body[rng.randrange(len(body))] = 0
+            else:
+                body[1] = (body[1] + 0x10) & 0xFF or 1    # other major version / damaged header
+            f = body + b"\x00"
+        else:
+            intact += 1
+        chunk.append(bytes(f))
+        done += 1
+        if len(chunk) >= 64:
+            data = b"".join(chunk)
+            chunk = []
+            pos = 0
+            while pos < len(data):
+                n = rng.randint(1, 600)
+                try:
+                    pl.feed("fuzz", data[pos:pos + n], time.time())
+                except Exception:
+                    exceptions += 1
+                pos += n
+    if chunk:
+        pl.feed("fuzz", b"".join(chunk), time.time())
+    dt = time.perf_counter() - t0
+    st = pl.bad_frames()
+    delivered = st["frames"]
+    print(f"fuzz: {done:,} frames ({done - intact:,} damaged) in {dt:.1f} s through the pipeline: "
+          f"{exceptions} exceptions; intact frames {intact:,}, decoded {delivered:,} "
+          f"({'all' if delivered >= intact else 'MISSING ' + str(intact - delivered)}); "
+          f"crc {st['crc_errors']:,}, cobs {st['cobs_errors']:,}, truncated {st['truncated']:,}, "
+          f"bad version {st['bad_major']:,}, malformed {st['malformed']:,}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=17)
+    ap.add_argument("--rate", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=60.0, help="trace length for the offline bench")
+    ap.add_argument("--spf", type=int, default=16, help="samples per frame in offline traces (firmware default)")
+    ap.add_argument("--live-spf", type=int, default=2, help="samples per frame in live traces")
+    ap.add_argument("--live-seconds", type=float, default=20.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--fuzz-frames", type=int, default=1_000_000)
+    ap.add_argument("--skip-offline", action="store_true")
+    ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--skip-fuzz", action="store_true")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "trackside-bench-cache")
+    args = ap.parse_args()
+    print(f"bench_aggregator on {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    if not args.skip_offline:
+        bench_offline(make_traces(args.nodes, args.seconds, args.spf, args.rate, args.cache), args.repeat)
+    if not args.skip_live:
+        live_files = make_traces(args.nodes, args.live_seconds + 10, args.live_spf, args.rate, args.cache)
+        bench_live(live_files, args.live_seconds, args.rate)
+    if not args.skip_fuzz:
+        bench_fuzz(args.fuzz_frames)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
