@@ -8,7 +8,6 @@ import time
 import pytest
 import serial
 
-from trackside.virtual import motion as mo
 from trackside.virtual.node import start_virtual_gateway, start_virtual_node
 from tsproto import consts as C
 from tsproto.decoder import StreamDecoder
@@ -29,8 +28,10 @@ def read_until(ser, dec, done, timeout=60.0):
 
 
 def test_virtual_node_on_a_pty_answers_commands():
-    m = mo.constant_rotation(5.0, 200.0, rate_dps=(0, 0, 45))
-    with start_virtual_node(6, "forearm_r", motion=m, realtime=False) as node:
+    from trackside.sim.athlete import SimulatedAthlete
+
+    jog = SimulatedAthlete().simulate(3.0, 200.0)
+    with start_virtual_node(6, "left_forearm", motion=jog.imu("left_forearm"), realtime=False) as node:
         assert node.port.startswith("/dev/")
         with serial.Serial(node.port, 921600, timeout=0.2) as ser:
             dec = StreamDecoder()

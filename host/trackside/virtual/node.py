@@ -193,6 +193,8 @@ def _stream(workdir: Path, name: str, motion, chip: str) -> Path:
     out = workdir / name
     if motion is None:
         motion = mo.static(10.0, 200.0).with_errors(seed=0)
+    if isinstance(motion, dict):  # an IMU dict, e.g. trackside.sim.athlete Motion.imu(segment)
+        motion = motion_from_imu(motion)
     if isinstance(motion, (str, Path)):
         src = Path(motion)
         if not src.is_file():
@@ -201,9 +203,28 @@ def _stream(workdir: Path, name: str, motion, chip: str) -> Path:
         shutil.copyfile(src, out)
         return out
     if not isinstance(motion, mo.Motion):
-        raise TypeError("motion must be a trackside.virtual.motion.Motion, a .tsms path or None")
+        raise TypeError("motion must be a trackside.virtual.motion.Motion, an IMU dict, a .tsms path or None")
     mo.stream_file(out, motion, chip)
     return out
+
+
+def motion_from_imu(imu: dict):
+    """A ``trackside.virtual.motion.Motion`` from an IMU dict with ``fs`` (Hz), ``quat`` (N x 4,
+    w x y z sensor-to-earth ENU), ``gyr`` (rad/s), ``acc`` (m/s^2 specific force), ``mag`` (uT),
+    all in the sensor frame -- what ``trackside.sim.athlete.Motion.imu(segment)`` returns."""
+    import numpy as np
+    from trackside.virtual import motion as mo
+
+    missing = [k for k in ("fs", "quat", "gyr", "acc", "mag") if k not in imu]
+    if missing:
+        raise ValueError(f"IMU dict lacks {', '.join(missing)}")
+    arrs = [np.asarray(imu[k], float) for k in ("quat", "gyr", "acc", "mag")]
+    n = len(arrs[0])
+    if n < 1 or arrs[0].shape != (n, 4) or any(a.shape != (n, 3) for a in arrs[1:]):
+        raise ValueError("IMU dict arrays must be quat (N, 4) and gyr/acc/mag (N, 3)")
+    if not float(imu["fs"]) > 0:
+        raise ValueError(f"bad sample rate {imu['fs']!r}")
+    return mo.Motion(float(imu["fs"]), *arrs)
 
 
 def _check_node(node_id: int, segment: str, chip: str) -> None:
@@ -245,8 +266,8 @@ def start_virtual_node(node_id: int, segment: str, motion=None, chip: str = "mpu
                        heap: int = 512 * 1024) -> VirtualNode:
     """Start one virtual node; returns its handle (close() it, or use it as a context manager).
 
-    ``motion``: a ``trackside.virtual.motion.Motion`` (sampled truth, looped), a ``.tsms`` file,
-    or None (lying still). ``config``: extra ``/config.json`` keys (validated like on the node).
+    ``motion``: a ``trackside.virtual.motion.Motion`` (sampled truth, looped), an IMU dict (see
+    ``motion_from_imu``; e.g. from the simulated athlete), a ``.tsms`` file, or None (lying still). ``config``: extra ``/config.json`` keys (validated like on the node).
     ValueError/TypeError on bad arguments; the process starts only if they are valid.
     """
     from tsfw import config as fwconfig
