@@ -4,7 +4,7 @@
 import struct
 
 from tsproto.consts import HEADER_LEN, MIN_PAYLOAD, VERSION_MAJOR, VERSION_MINOR
-from tsproto.frame import cobs_decode, crc
+from tsproto.frame import check_payload, cobs_decode, crc
 from tsproto.messages import TYPES, Unknown
 import tsproto.batch  # noqa: F401  (registers T_SAMPLES in TYPES)
 
@@ -19,6 +19,7 @@ _COUNTERS = (
     "unknown_type",  # CRC fine, type not known to this version: skipped
     "malformed",  # CRC fine but body inconsistent (too short, reserved codes): skipped
     "bytes_discarded",  # bytes not belonging to a CRC-valid frame
+    "recovered",  # intact frames found at the end of a bad chunk (their delimiter-side start lost)
 )
 
 
@@ -82,14 +83,47 @@ class StreamDecoder:
             p = cobs_decode(chunk)
         except ValueError:
             self.cobs_errors += 1
-            self.bytes_discarded += n + 1
-            return
-        m = decode_payload(p, self)
+            p = None
+        m = False if p is None else decode_payload(p, self)
         if m is False:
-            self.bytes_discarded += n + 1
-        elif m is not None:
+            # Bad frame. If its delimiter was lost (cut frame, reset node, glued garbage), an
+            # intact frame may end this chunk: look for it.
+            r = recover_tail(chunk, self)
+            if r is None:
+                self.bytes_discarded += n + 1
+                return
+            s, m = r
+            self.bytes_discarded += s
+            self.recovered += 1
+        if m is not None:
             self.frames += 1
             out.append(m)
+
+
+def recover_tail(chunk, counters=None):
+    """Find an intact frame at the end of a bad chunk: (start, message or None) or None.
+
+    Tries every start from the front: a candidate must be a COBS block chain ending exactly at
+    the chunk end, then pass the CRC (the first, i.e. longest, such suffix wins). Only runs on
+    chunks that failed, so it costs nothing on a clean link. ``counters`` get the usual
+    bad_major / newer_minor / unknown_type / malformed counts of the recovered frame.
+    """
+    n = len(chunk)
+    last = n - MIN_PAYLOAD - 1  # a frame needs a code byte + MIN_PAYLOAD bytes
+    for s in range(1, last + 1):
+        q = s
+        while q < n:
+            q += chunk[q]  # no zeros in a chunk: every step advances
+        if q != n:
+            continue
+        try:
+            p = cobs_decode(chunk[s:])
+        except ValueError:
+            continue
+        if not check_payload(p):
+            continue
+        return s, decode_payload(p, counters)
+    return None
 
 
 def decode_payload(p, counters=None):

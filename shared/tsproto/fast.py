@@ -26,7 +26,7 @@ import numpy as np
 
 from tsproto.batch import _SIZE, _fmt
 from tsproto.consts import CRC_INIT, F_RAW, HEADER_LEN, MIN_PAYLOAD, T_SAMPLES, VERSION_MAJOR, VERSION_MINOR
-from tsproto.decoder import _COUNTERS, decode_payload
+from tsproto.decoder import _COUNTERS, decode_payload, recover_tail
 from tsproto.frame import cobs_decode
 
 _VALID = np.array([[_fmt(t, raw) is not None for t in range(256)] for raw in (False, True)], bool)
@@ -196,30 +196,51 @@ class FastDecoder:
         samples_ok = self._samples(dec, np.flatnonzero(is_s), ps, plen, res)
         c.frames += samples_ok
 
-        # --- everything else through the reference decoder, in stream order -----------------
+        # --- everything else through the reference decoder ----------------------------------
+        found = []  # (end, message)
         for i in other.tolist():
             s, e = int(starts[i]), int(ends[i])
+            p = None
             if slow[i]:
                 try:
                     p = cobs_decode(buf[s:e])
                 except ValueError:
                     c.cobs_errors += 1
-                    c.bytes_discarded += e - s + 1
-                    continue
             else:
                 p = bytes(dec[s + 1 : e])
-            m = decode_payload(p, c)
+            m = False if p is None else decode_payload(p, c)
             if m is False:
                 c.bytes_discarded += e - s + 1
+                self._recover(buf, s, e, found)
             elif m is not None:
                 c.frames += 1
-                if m.type == T_SAMPLES:  # only from a multi-block frame (no encoder makes one)
-                    r = _from_batch(m)
-                    r.frame_end = np.array([e], np.int64)
-                    _append(res, r)
-                else:
-                    res.messages.append(m)
-                    res.message_end.append(e)
+                found.append((e, m))
+        # bad frames (counted above): an intact frame may end the chunk (lost delimiter)
+        for i in np.flatnonzero(bad_cobs | short | bad_crc).tolist():
+            self._recover(buf, int(starts[i]), int(ends[i]), found)
+        for e, m in found:
+            if m.type == T_SAMPLES:
+                r = _from_batch(m)
+                r.frame_end = np.array([e], np.int64)
+                _append(res, r)
+            else:
+                res.messages.append(m)
+                res.message_end.append(e)
+        if found:
+            _sort_by_end(res)
+
+    def _recover(self, buf, s, e, found) -> None:
+        """As StreamDecoder: look for an intact frame at the end of the bad chunk buf[s:e]."""
+        c = self._c
+        r = recover_tail(buf[s:e], c)
+        if r is None:
+            return
+        s0, m = r
+        c.bytes_discarded -= e - s + 1 - s0
+        c.recovered += 1
+        if m is not None:
+            c.frames += 1
+            found.append((e, m))
 
     def _samples(self, dec, fi, ps, plen, res) -> int:
         """Decode the sample-batch frames fi (CRC-checked); returns how many were valid."""
@@ -372,6 +393,31 @@ def _from_batch(m) -> Decoded:
     out.frame_n = np.array([n], np.int64)
     out.frame_version = np.array([m.version], np.uint8)
     return out
+
+
+def _sort_by_end(res: Decoded) -> None:
+    """Put frames (with their sample rows) and messages in stream order (by delimiter offset)."""
+    if res.message_end:
+        order = sorted(range(len(res.message_end)), key=res.message_end.__getitem__)
+        res.messages = [res.messages[k] for k in order]
+        res.message_end = [res.message_end[k] for k in order]
+    fe = res.frame_end
+    if len(fe) < 2 or bool(np.all(fe[1:] >= fe[:-1])):
+        return
+    order = np.argsort(fe, kind="stable")
+    n = res.frame_n
+    start = np.zeros(len(n), np.int64)
+    np.cumsum(n[:-1], out=start[1:])
+    n_new = n[order]
+    first_new = np.zeros(len(n), np.int64)
+    np.cumsum(n_new[:-1], out=first_new[1:])
+    rows = np.repeat(start[order] - first_new, n_new) + np.arange(int(n_new.sum()))
+    for k in ("values", "t_us", "node_id", "seq", "flags"):
+        setattr(res, k, getattr(res, k)[rows])
+    res.frame = np.repeat(np.arange(len(n)), n_new).astype(np.int64)
+    for k in ("frame_node", "frame_seq", "frame_t_us", "frame_period_us", "frame_flags", "frame_n", "frame_version",
+              "frame_end"):
+        setattr(res, k, getattr(res, k)[order])
 
 
 def _append(res: Decoded, r: Decoded) -> None:

@@ -32,23 +32,21 @@ def test_byte_by_byte_equals_all_at_once():
 
 
 def test_garbage_between_and_before_frames_resyncs():
-    # Garbage glued to the front of a frame corrupts that frame (its start is only known from
-    # the delimiter before it); every frame not preceded by garbage must come out intact.
+    # Garbage glued to the front of a frame (no 0x00 in between) hides the frame's start; the
+    # decoder finds the intact frame at the end of the bad chunk (recover_tail).
     frames = _frames()
     good = StreamDecoder().feed(b"".join(frames))
     rnd = random.Random(3)
-    data = bytearray()
-    expected = []
-    for f, m in zip(frames, good):
+    data = bytearray(bytes(rnd.getrandbits(8) | 1 for _ in range(100)))  # starts mid-garbage
+    glued = 0
+    for f in frames:
         g = bytes(rnd.getrandbits(8) for _ in range(rnd.choice([0, 0, 1, 5, 40])))
-        data += g
-        if not g or g.endswith(b"\x00"):
-            expected.append(m)
-        data += f
+        glued += bool(g) and not g.endswith(b"\x00")
+        data += g + f
     dec = StreamDecoder()
     msgs = dec.feed(bytes(data))
-    assert msgs == expected and 0 < len(expected) < len(frames)
-    assert dec.bytes_discarded > 0 and dec.frames == len(msgs)
+    assert msgs == good and glued > 3
+    assert dec.recovered >= glued and dec.bytes_discarded > 0 and dec.frames == len(msgs)
 
 
 def test_frame_after_a_delimiter_always_survives_garbage():
@@ -68,15 +66,26 @@ def test_truncated_frames_are_counted_and_next_frame_decodes():
     msgs = []
     for k, f in enumerate(frames):
         if k % 3 == 1:
-            cut = f[: len(f) // 2]  # lost tail: merges with the next frame -> CRC/COBS error
-            msgs += dec.feed(cut)
+            msgs += dec.feed(f[: len(f) // 2])  # lost tail and delimiter: glued to the next frame
         else:
             msgs += dec.feed(f)
-    expected = [m for k, m in enumerate(StreamDecoder().feed(b"".join(frames))) if k % 3 == 0 or k % 3 == 2]
-    # the frame following a truncated one is lost with it (no delimiter in between)
-    assert msgs == [m for k, m in enumerate(StreamDecoder().feed(b"".join(frames))) if k % 3 == 0]
-    assert dec.crc_errors + dec.cobs_errors + dec.truncated == sum(1 for k in range(len(frames)) if k % 3 == 1)
-    assert expected  # sanity
+    good = StreamDecoder().feed(b"".join(frames))
+    # only the cut frames are lost; the frame after each is recovered from the merged chunk
+    assert msgs == [m for k, m in enumerate(good) if k % 3 != 1]
+    n_cut = sum(1 for k in range(len(frames)) if k % 3 == 1)
+    assert dec.crc_errors + dec.cobs_errors + dec.truncated == n_cut
+    assert dec.recovered == n_cut - (len(frames) % 3 == 2)  # a cut last frame has no follower
+
+
+def test_recovery_after_node_reset_mid_frame():
+    # a node resets half-way through a frame and starts again with hello + samples
+    frames = _frames()
+    w = FrameWriter(7)
+    hello = w.hello(0, 200, 8, 2000, 4912, 1, 3, "1.0", "MPU9250")
+    data = frames[0] + frames[1][:37] + hello + b"".join(frames[2:])
+    msgs = StreamDecoder().feed(data)
+    assert msgs[1].fields() == StreamDecoder().feed(hello)[0].fields()
+    assert len(msgs) == len(frames)
 
 
 def test_short_payloads_count_as_truncated():
