@@ -321,3 +321,25 @@ def test_driver_on_cpython_long_run_drift_windows(i2c):
         assert np.abs(err[len(err) // 2:]).max() < per / 2
     finally:
         clock.use(None)
+
+
+def test_lsm303dlhc_magnetometer_xzy_big_endian(i2c, tmp_path):
+    from chips.lsm303dlhc import LSM303DLHC
+
+    rows = np.zeros((4, 9), np.int32)
+    rows[:, 6:9] = [110, -220, 1100]       # 10, -20, 100 uT in X/Y-gain units (11 LSB/uT)
+    path = motion.write_stream(tmp_path / "d.tsms", rows, 75.0)
+    board.install(LSM303DLHC(stream=str(path)))
+    assert rd(i2c, 0x1E, 0x0A, 3) == b"H43"
+    assert rd(i2c, 0x19, 0x0F) == b"\x00"            # no accelerometer WHO_AM_I
+    wr(i2c, 0x1E, 0x00, 0x18)                        # 75 Hz
+    wr(i2c, 0x1E, 0x02, 0x00)                        # continuous
+    board.clock.advance(20_000)
+    assert rd(i2c, 0x1E, 0x09)[0] & 1
+    raw = np.frombuffer(rd(i2c, 0x1E, 0x03, 6), ">i2").tolist()
+    assert raw == [110, 1100 * 980 // 1100, -220]    # X, Z (Z gain 980), Y
+    assert rd(i2c, 0x1E, 0x09)[0] & 1 == 0           # reading Y_L ended the cycle
+    wr(i2c, 0x1E, 0x01, 0xE0)                        # GN=7: +-8.1 gauss, 230/205 LSB/gauss
+    board.clock.advance(20_000)
+    raw = np.frombuffer(rd(i2c, 0x1E, 0x03, 6), ">i2").tolist()
+    assert raw == [110 * 230 // 1100, 1100 * 205 // 1100, -220 * 230 // 1100]

@@ -1,7 +1,7 @@
 """IMU drivers (register level, over ``machine.I2C``) and chip detection by WHO_AM_I.
 
-Supported: MPU-9250 / MPU-9255 / MPU-6500 (+AK8963), ICM-20948 (+AK09916), LSM303AGR
-(accelerometer + magnetometer, no gyro). All drivers share one API (see ``base.ImuDriver``)::
+Supported: MPU-9250 / MPU-9255 / MPU-6500 (+AK8963), ICM-20948 (+AK09916), LSM303AGR and
+LSM303DLHC (accelerometer + magnetometer, no gyro). All drivers share one API (see ``base.ImuDriver``)::
 
     from tsfw import drivers
     imu = drivers.detect(i2c, rate_hz=200)   # None when no sensor answers: see drivers.last_error
@@ -21,6 +21,7 @@ _PROBES = (
     (0x68, 0x00, (0xEA,), "icm20948"),
     (0x69, 0x00, (0xEA,), "icm20948"),
     (0x19, 0x0F, (0x33,), "lsm303agr"),
+    (0x1E, 0x0A, (0x48,), "lsm303dlhc"),  # no accel WHO_AM_I: the magnetometer's IRA_REG_M 'H'
 )
 
 last_error = ""
@@ -40,6 +41,8 @@ def probe(i2c, retries=2):
     for addr, reg, ids, name in _PROBES:
         if any(a == addr for _, a in found):
             continue  # already identified (do not poke an MPU's registers as an ICM's)
+        if name == "lsm303dlhc" and any(n == "lsm303agr" for n, _ in found):
+            continue  # the LSM303AGR's magnetometer sits at 0x1E too
         for _ in range(retries + 1):
             try:
                 if name == "icm20948":
@@ -51,7 +54,7 @@ def probe(i2c, retries=2):
                     break
                 continue
             if buf[0] in ids:
-                found.append((name, addr))
+                found.append((name, 0x19 if name == "lsm303dlhc" else addr))  # driver: accel address
                 seen.pop(addr, None)
             elif reg == 0x75 or addr not in seen:
                 seen[addr] = buf[0]
@@ -73,6 +76,9 @@ def driver_class(name):
     if name == "lsm303agr":
         from tsfw.drivers.lsm303agr import LSM303AGR
         return LSM303AGR
+    if name == "lsm303dlhc":
+        from tsfw.drivers.lsm303dlhc import LSM303DLHC
+        return LSM303DLHC
     raise ValueError("unknown chip " + name)
 
 
@@ -101,5 +107,5 @@ def detect(i2c, rate_hz=200, acc_range_g=8, gyro_range_dps=2000, retries=2):
         return drv
     for addr, who in unknown:
         errors.append("unsupported chip at 0x%02x (WHO_AM_I 0x%02x)" % (addr, who))
-    last_error = "; ".join(errors) if errors else "no IMU found (tried 0x68, 0x69, 0x19)"
+    last_error = "; ".join(errors) if errors else "no IMU found (tried 0x68, 0x69, 0x19, 0x1E)"
     return None

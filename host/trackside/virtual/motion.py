@@ -30,11 +30,13 @@ from scipy.spatial.transform import Rotation
 G = 9.80665
 EARTH_FIELD_UT = 49.0
 INCLINATION_DEG = 67.0
-CHIPS = ("mpu9250", "mpu6500", "icm20948", "lsm303agr")
+CHIPS = ("mpu9250", "mpu6500", "icm20948", "lsm303agr", "lsm303dlhc")
 DEFAULT_ASA = (176, 177, 165)
 
 # stream units: accel LSB per g, gyro LSB per dps, mag LSB per uT (finest full-scale settings)
-_ACC_LSB_PER_G = {"mpu9250": 16384, "mpu6500": 16384, "icm20948": 16384, "lsm303agr": 16000}
+_ACC_LSB_PER_G = {"mpu9250": 16384, "mpu6500": 16384, "icm20948": 16384, "lsm303agr": 16000,
+                  "lsm303dlhc": 16000}
+_DLHC_LSB_PER_UT = 11  # X/Y sensitivity at gain +-1.3 gauss (1100 LSB/gauss)
 _GYRO_LSB_PER_DPS = 131.0
 _MAG_LSB_PER_UT = 1 / 0.15
 
@@ -157,13 +159,14 @@ def random_motion(duration_s: float, fs: float, *, seed: int = 0, max_rate_dps: 
 
 def chip_stream(motion: Motion, chip: str, asa=DEFAULT_ASA) -> np.ndarray:
     """int32 rows (N, 9) for the chip model: accel, gyro in the chip's finest units, mag raw
-    counts in the magnetometer's own axes (AK8963 also divided by its ASA factor)."""
+    counts in the magnetometer's own axes (AK8963 also divided by its ASA factor; LSM303DLHC in
+    X/Y-gain units of its +-1.3 gauss range, 11 LSB/uT)."""
     chip = chip.lower()
     if chip not in CHIPS:
         raise ValueError(f"unknown chip {chip!r}; known: {', '.join(CHIPS)}")
     rows = np.zeros((motion.n, 9), dtype=np.int64)
     rows[:, 0:3] = np.round(motion.acc_mps2 / G * _ACC_LSB_PER_G[chip])
-    if chip != "lsm303agr":
+    if not chip.startswith("lsm303"):
         rows[:, 3:6] = np.round(np.degrees(motion.gyro_rads) * _GYRO_LSB_PER_DPS)
     m = motion.mag_ut * _MAG_LSB_PER_UT
     if chip == "mpu9250":
@@ -174,6 +177,8 @@ def chip_stream(motion: Motion, chip: str, asa=DEFAULT_ASA) -> np.ndarray:
         rows[:, 6:9] = np.round(np.stack([m[:, 0], -m[:, 1], -m[:, 2]], axis=1))
     elif chip == "lsm303agr":
         rows[:, 6:9] = np.round(m)
+    elif chip == "lsm303dlhc":
+        rows[:, 6:9] = np.round(motion.mag_ut * _DLHC_LSB_PER_UT)
     lim = 2**30 - 1
     return np.clip(rows, -lim, lim).astype(np.int32)
 
@@ -220,10 +225,14 @@ def expected_output(rows: np.ndarray, chip: str, acc_range_g: int = 8, gyro_rang
     rows = np.asarray(rows, dtype=np.int64)
     out = np.zeros((len(rows), 9), dtype=np.int64)
     afs = (2, 4, 8, 16).index(acc_range_g)
-    if chip == "lsm303agr":
+    if chip.startswith("lsm303"):
         v = rows[:, 0:3] // 12 if afs == 3 else rows[:, 0:3] >> afs
         out[:, 0:3] = _sat16(v) & ~0x0F
-        out[:, 6:9] = _sat16(rows[:, 6:9])
+        if chip == "lsm303agr":
+            out[:, 6:9] = _sat16(rows[:, 6:9])
+        else:  # 12-bit outputs at gain +-1.3 gauss; the driver rescales Z (980 -> 1100 LSB/gauss)
+            out[:, 6:8] = rows[:, 6:8]
+            out[:, 8] = (rows[:, 8] * 980 // 1100) * 1100 // 980
         return out.astype(np.int16)
     gfs = (250, 500, 1000, 2000).index(gyro_range_dps)
     out[:, 0:3] = _sat16(rows[:, 0:3] >> afs)

@@ -305,7 +305,7 @@ def load(path):
          "i2c": {"0": [{"chip": "mpu9250", "address": 104, "stream": "/data/mpu.tsms",
                         "odr_error_ppm": 300}]}}
 
-    Chip names: mpu9250, mpu6500, mpu9255, icm20948, lsm303agr (their keyword arguments pass
+    Chip names: mpu9250, mpu6500, mpu9255, icm20948, lsm303agr, lsm303dlhc (keyword arguments pass
     through). Returns the list of chip models.
     """
     import json
@@ -365,4 +365,7 @@ def make_chip(name, **kw):
     if name == "lsm303agr":
         from chips.lsm303agr import LSM303AGR
         return LSM303AGR(**kw)
+    if name == "lsm303dlhc":
+        from chips.lsm303dlhc import LSM303DLHC
+        return LSM303DLHC(**kw)
     raise ValueError("unknown chip model: " + name)

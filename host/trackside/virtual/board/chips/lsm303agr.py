@@ -38,7 +38,10 @@ class LSM303AGR:
 
 
 class LSM303AGRAccel(Sampler):
-    def __init__(self, stream=None, odr_error_ppm=0):
+    """The accelerometer die (also the LSM303DLHC's, which lacks WHO_AM_I: ``whoami=0``)."""
+
+    def __init__(self, stream=None, odr_error_ppm=0, whoami=0x33):
+        self._whoami = whoami
         self._cursor = Cursor(stream) if stream is not None else None
         self.regs = bytearray(64)
         self.fifo = Fifo(32 * 6)
@@ -52,7 +55,7 @@ class LSM303AGRAccel(Sampler):
         r = self.regs
         for i in range(64):
             r[i] = 0
-        r[0x0F] = 0x33
+        r[0x0F] = self._whoami
         r[0x20] = 0x07
         self.fifo.clear()
         self.x = self.y = 0
