@@ -39,6 +39,7 @@ import numpy as np
 from trackside.fusion.metrics import Recording
 
 G = 9.81  # m/s^2, only for the |a| - g linear-acceleration test
+NS = 10  # error-state size: attitude 3, gyro bias 3, hard-iron 3, local field heading 1
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class HostFilterParams:
     """... for at least this long."""
     rest_noise_rad_s: float = 0.005
     """Zero-rate update noise (rad/s): gyro white noise plus residual motion at rest."""
+    mag_heading_walk_rad_s: float = 0.0
+    """Random walk of the local field's heading (rad per sqrt(s)): indoors the field direction
+    changes by a few degrees from place to place; north is the field where the recording starts."""
     init_heading_sd_rad: float = 0.5
     """Initial heading standard deviation (rad)."""
     init_tilt_sd_rad: float = 0.05
@@ -103,7 +107,7 @@ class HostFilterParams:
 
 _EZ = np.array([0.0, 0.0, 1.0])
 # Low-passed earth-frame acceleration direction e_z + [e_z]x dtheta: tilt columns only.
-_H_ACC = np.zeros((3, 9))
+_H_ACC = np.zeros((3, NS))
 _H_ACC[0, 1] = -1.0
 _H_ACC[1, 0] = 1.0
 
@@ -195,10 +199,12 @@ class FilterTrace:
     """
 
     step_index: np.ndarray  # M ints
+    quat_prior: np.ndarray  # M x 4 orientation before the step's measurement updates
+    bias_prior: np.ndarray  # M x 7 [b_g, b_m, psi_f] before the updates
     quat: np.ndarray        # M x 4 posterior orientation at the step's sample
-    bias: np.ndarray        # M x 6 posterior [b_g, b_m]
-    p_post: np.ndarray      # M x 9 x 9 posterior covariance
-    p_prior: np.ndarray     # M x 9 x 9 prior covariance (prediction from step j-1)
+    bias: np.ndarray        # M x 7 posterior [b_g, b_m, psi_f]
+    p_post: np.ndarray      # M x NS x NS posterior covariance
+    p_prior: np.ndarray     # M x NS x NS prior covariance (prediction from step j-1)
     phi_m: np.ndarray       # M x 3 x 3 attitude/gyro-bias block of the transition j-1 -> j
     disturbed: np.ndarray   # M bool: magnetometer flagged as disturbed
 
@@ -229,8 +235,10 @@ class HostEKF:
         self.q: Optional[tuple] = None
         self.bg = np.zeros(3)
         self.bm = np.zeros(3)
+        self.psi = 0.0  # heading of the local field relative to the field at the start (rad)
         self.P = np.diag([p.init_tilt_sd_rad ** 2] * 2 + [p.init_heading_sd_rad ** 2]
-                         + [p.gyr_bias_init_rad_s ** 2] * 3 + [p.mag_bias_init_ut ** 2] * 3)
+                         + [p.gyr_bias_init_rad_s ** 2] * 3 + [p.mag_bias_init_ut ** 2] * 3
+                         + [0.0])
         self.ref_h = 0.0  # learnt reference field: horizontal strength (uT) ...
         self.ref_v = 0.0  # ... and vertical component (uT, negative in the north)
         self.dist_stat = 0.0
@@ -246,12 +254,11 @@ class HostEKF:
         self._nsum = 0
         self.acc_earth_lp = np.zeros(3)
         self._bg = (0.0, 0.0, 0.0)
-        self._H_rest = np.zeros((3, 9))
+        self._H_rest = np.zeros((3, NS))
         self._H_rest[:, 3:6] = np.eye(3)
-        self._H_acc = np.zeros((3, 9))
-        self._H_mag = np.zeros((3, 9))
+        self._H_mag = np.zeros((3, NS))
         self._H_mag[:, 6:9] = np.eye(3)
-        self._diag = np.arange(9)
+        self._diag = np.arange(NS)
 
     # -- internals ---------------------------------------------------------------------------
     def _initialise(self, acc: np.ndarray, mag: np.ndarray) -> None:
@@ -295,7 +302,8 @@ class HostEKF:
         qb = p.gyr_bias_walk_rad_s2 ** 2 * T
         walk = p.mag_bias_dist_walk_ut_s if self.disturbed else p.mag_bias_walk_ut_s
         qm = walk * walk * T
-        P[self._diag, self._diag] += (qa, qa, qa, qb, qb, qb, qm, qm, qm)
+        qf = p.mag_heading_walk_rad_s ** 2 * T
+        P[self._diag, self._diag] += (qa, qa, qa, qb, qb, qb, qm, qm, qm, qf)
         self._rsum = [0.0] * 9
         return m
 
@@ -311,7 +319,8 @@ class HostEKF:
             # Schmidt update: only the magnetometer bias takes the innovation (orientation and gyro
             # bias are "considered"); Joseph-form covariance, valid for any gain.
             K[0:6, :] = 0.0
-            IKH = np.eye(9) - K @ H
+            K[9, :] = 0.0
+            IKH = np.eye(NS) - K @ H
             P = IKH @ P @ IKH.T + r_var * (K @ K.T)
         else:
             P = P - K @ PHt.T
@@ -328,6 +337,7 @@ class HostEKF:
         lp[2] = lz + tx * ly - ty * lx
         self.bg += dx[3:6]
         self.bm += dx[6:9]
+        self.psi += float(dx[9])
 
     def _correct(self, gyr: np.ndarray, acc: np.ndarray, mag: np.ndarray) -> None:
         """Measurement updates at one sample: rest (zero rate), accelerometer, magnetometer."""
@@ -375,10 +385,14 @@ class HostEKF:
             self.disturbed = self.dist_stat > 0.6 * p.mag_dist_ut
         else:
             self.disturbed = self.dist_stat > p.mag_dist_ut
+        # Predicted field R^T Rz(psi) m_ref; Jacobians: heading column of R^T [m]x (m = Rz m_ref),
+        # -that for psi (turning the field is turning the sensor back), identity for b_m.
+        cp, sp = math.cos(self.psi), math.sin(self.psi)
+        mref = np.array([-sp * self.ref_h, cp * self.ref_h, self.ref_v])
         H = self._H_mag
-        H[:, 2] = self.ref_h * rt[:, 0]  # heading column of R^T [m_ref]x, m_ref = (0, h, v)
-        self._update(mc - rt @ np.array([0.0, self.ref_h, self.ref_v]), H, p.mag_noise_ut ** 2,
-                     consider=self.disturbed)
+        H[:, 2] = rt @ np.array([mref[1], -mref[0], 0.0])
+        H[:, 9] = -H[:, 2]
+        self._update(mc - rt @ mref, H, p.mag_noise_ut ** 2, consider=self.disturbed)
         if not self.disturbed:
             b = 1.0 - math.exp(-dt / p.mag_ref_tau_s)
             me = _qmat(self.q) @ (mag - self.bm)
@@ -414,8 +428,9 @@ class HostEKF:
         tr = None
         if store:
             m = len(steps)
-            tr = FilterTrace(steps, np.empty((m, 4)), np.empty((m, 6)), np.empty((m, 9, 9)),
-                             np.empty((m, 9, 9)), np.zeros((m, 3, 3)), np.zeros(m, bool))
+            tr = FilterTrace(steps, np.empty((m, 4)), np.empty((m, 7)),
+                             np.empty((m, 4)), np.empty((m, 7)), np.empty((m, NS, NS)),
+                             np.empty((m, NS, NS)), np.zeros((m, 3, 3)), np.zeros(m, bool))
         glist = gyr.tolist()
         alist = acc.tolist()
         for k in range(n):
@@ -431,11 +446,16 @@ class HostEKF:
                 if tr is not None:
                     tr.p_prior[j] = self.P
                     tr.phi_m[j] = phi
+                    tr.quat_prior[j] = self.q
+                    tr.bias_prior[j, :3] = self.bg
+                    tr.bias_prior[j, 3:6] = self.bm
+                    tr.bias_prior[j, 6] = self.psi
                 self._correct(gyr[k], acc[k], mag[k])
                 if tr is not None:
                     tr.quat[j] = self.q
                     tr.bias[j, :3] = self.bg
-                    tr.bias[j, 3:] = self.bm
+                    tr.bias[j, 3:6] = self.bm
+                    tr.bias[j, 6] = self.psi
                     tr.p_post[j] = self.P
                     tr.disturbed[j] = self.disturbed
             out[k] = self.q
