@@ -689,10 +689,19 @@ class App:
         cfg = self.cfg
         s = self.sensor
         chip = s.chip if s is not None else "none"
-        mag_range = getattr(s, "mag_range_ut", 4912) if s is not None else 0
+        # AK8963/AK09916 +-4912 uT, LSM303AGR +-4915 uT (49.152 gauss); 0 = no magnetometer
+        mag_range = 0
+        if s is not None and getattr(s, "has_mag", False):
+            mag_range = getattr(s, "mag_range_ut", 4915 if "LSM303" in s.chip else 4912)
         mode = C.MODE_FUSED if (self.filter is not None and cfg["mode"] == "fused") else C.MODE_RAW
-        h = M.Hello(rate_hz=cfg["rate_hz"], accel_range_g=cfg["acc_range_g"],
-                    gyro_range_dps=cfg["gyro_range_dps"], mag_range_ut=mag_range, mode=mode,
+        # what the chip really runs at (nearest ODR, its ranges); gyro range 0 = no gyro
+        rate = self._rate_hz if s is not None and self._rate_hz else cfg["rate_hz"]
+        acc_range = getattr(s, "acc_range_g", cfg["acc_range_g"]) if s is not None else cfg["acc_range_g"]
+        gyro_range = cfg["gyro_range_dps"]
+        if s is not None and not getattr(s, "has_gyro", True):
+            gyro_range = 0
+        h = M.Hello(rate_hz=rate, accel_range_g=acc_range,
+                    gyro_range_dps=gyro_range, mag_range_ut=mag_range, mode=mode,
                     calib_id=cfg["calibration"]["calib_id"], fw_version=FW_VERSION, chip=chip)
         self._send(C.T_HELLO, self.now32(), h.body())
 

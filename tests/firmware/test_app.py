@@ -205,3 +205,20 @@ def test_sensor_unplugged_midway_is_reported_and_found_again(tmp_path):
     assert max(st.i2c_errors for st in statuses) >= 50
     batches = of(msgs, C.T_SAMPLES)
     assert batches[0].t_us < 1_000_000 and batches[-1].t_us > 5_000_000   # streaming again
+
+
+@pytest.mark.parametrize("chip,name", [("icm20948", "ICM-20948"), ("lsm303agr", "LSM303AGR")])
+def test_other_chips_stream_and_gyroless_refuses_gyro_calibration(tmp_path, chip, name):
+    scenario = {"chip": chip, "seconds": 1.5, "commands": [[1.0, C.CMD_CALIB_GYRO, [300]]]}
+    msgs, stats, res = run_node(tmp_path, scenario, None)
+    (hello,) = of(msgs, C.T_HELLO)
+    assert hello.chip == name and hello.mode == C.MODE_FUSED and hello.mag_range_ut > 0
+    batches = of(msgs, C.T_SAMPLES)
+    assert sum(len(b.samples) for b in batches) == res["samples"] > 150
+    q = batches[-1].samples[-1][9:13]
+    assert abs(sum(v * v for v in q) ** 0.5 - 16384) < 50
+    if chip == "lsm303agr":   # accelerometer + magnetometer only
+        assert hello.gyro_range_dps == 0
+        assert [(n.cmd, n.error) for n in of(msgs, C.T_NACK)] == [(C.CMD_CALIB_GYRO, C.E_UNSUPPORTED)]
+    else:
+        assert [a.cmd for a in of(msgs, C.T_ACK)] == [C.CMD_CALIB_GYRO]

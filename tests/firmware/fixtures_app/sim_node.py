@@ -43,7 +43,7 @@ from tsfw.app import App
 
 app = App(config_path="/config.json")
 app.boot()
-first_row = chip.samples if chip is not None else -1  # stream row of the first streamed sample
+first_row = getattr(chip, "samples", -1) if chip is not None else -1  # stream row of the first streamed sample
 if sc.get("i2c_fail_every"):
     board.bus(0).fail_every(sc["i2c_fail_every"])
 
