@@ -124,3 +124,20 @@ def test_bvh_motion_rejects_bad_files(tmp_path):
     bad.write_text("HIERARCHY\nROOT Hips\n{\nOFFSET 0 0\n}\n")
     with pytest.raises(ValueError):
         BvhMotion(bad)
+
+
+def test_bvh_motion_matches_other_joint_names(shared_data, tmp_path):
+    """A skeleton with other names (Mixamo-style prefix, UpperLeg/LowerLeg, Chest) maps the same."""
+    import re
+
+    from trackside.sim.bvh_motion import BvhMotion
+
+    text = (shared_data / "mocap" / "09_02.bvh").read_text()
+    ren = {"Spine1": "Chest", "LeftUpLeg": "LeftUpperLeg", "RightUpLeg": "RightUpperLeg",
+           "LeftLeg": "LeftLowerLeg", "RightLeg": "RightLowerLeg"}
+    text2 = re.sub(r"(ROOT|JOINT) (\w+)", lambda m: f"{m.group(1)} mixamorig:{ren.get(m.group(2), m.group(2))}", text)
+    (tmp_path / "renamed.bvh").write_text(text2)
+    a = clinical_angles(BvhMotion(shared_data / "mocap" / "09_02.bvh").simulate(4.0, 50.0).segment_quats)
+    b = clinical_angles(BvhMotion(tmp_path / "renamed.bvh").simulate(4.0, 50.0).segment_quats)
+    for k in ("left_knee_flexion", "right_hip_flexion", "left_elbow_flexion"):
+        assert np.allclose(a[k], b[k], atol=1e-9)

@@ -136,16 +136,24 @@ def export_outputs(out_dir: str | os.PathLike, time_s: np.ndarray, segment_quats
     gait: dict = {"available": False, "reason": "no foot IMU data"}
     if foot_imu:
         sides = {s: d for s, d in foot_imu.items() if d is not None}
-        try:
-            if "left" in sides and "right" in sides:
-                gait = gait_session(sides["left"], sides["right"], fs)
-                gait["available"] = True
-            elif sides:
-                side, d = next(iter(sides.items()))
-                gait = gait_one_foot(d["gyr"], d["acc"], fs, side, d.get("mag"))
-                gait["available"] = True
-        except ValueError as exc:
-            gait = {"available": False, "reason": str(exc)}
+        reasons = []
+        if "left" in sides and "right" in sides:
+            try:
+                gait = dict(gait_session(sides["left"], sides["right"], fs), available=True)
+            except ValueError as exc:
+                reasons.append(f"both feet: {exc}")
+        if not gait.get("available"):
+            # one foot alone (the other missing or unusable)
+            for side, d in sides.items():
+                try:
+                    gait = dict(gait_one_foot(d["gyr"], d["acc"], fs, side, d.get("mag")), available=True)
+                    break
+                except (ValueError, KeyError) as exc:
+                    reasons.append(f"{side}: {exc}")
+        if not gait.get("available"):
+            gait = {"available": False, "reason": "; ".join(reasons) or "no foot IMU data"}
+        elif reasons:
+            gait["warnings"] = reasons
     if root_pos_m is None and gait.get("pelvis_path_m"):
         pp = np.asarray(gait["pelvis_path_m"]["xy"], float)
         tp = np.asarray(gait["pelvis_path_m"]["time_s"], float)

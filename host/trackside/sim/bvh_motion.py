@@ -15,7 +15,9 @@ What it does:
   the first ones, so the loop has no jump at the junction;
 - maps BVH joints to the Trackside segments (Hips -> pelvis, Spine1 -> thorax, Head, LeftArm ->
   left_upper_arm, LeftForeArm, LeftHand, LeftUpLeg -> left_thigh, LeftLeg -> left_shank,
-  LeftFoot -> left_foot, and right) with a constant per-segment rotation that makes each
+  LeftFoot -> left_foot, and right; other skeletons' names through ``JOINT_ALIASES``, e.g.
+  Mixamo's ``mixamorig:LeftUpLeg``; ``unit_m`` gives the file's length unit) with a constant
+  per-segment rotation (from the rest-pose bone directions) that makes each
   segment frame x forward / y left / z up (along the bone) in an upright standing pose;
   the clip is low-pass filtered (zero phase; positions 10 Hz, orientations 15 Hz) because
   mocap noise explodes in second derivatives;
@@ -41,11 +43,12 @@ from trackside.kinematics.quat import from_rot, to_rot
 from trackside.kinematics.skeleton import Skeleton
 from trackside.sim.athlete import Motion, min_jerk
 
-__all__ = ["CMU_UNIT_M", "SEGMENT_JOINTS", "BvhMotion"]
+__all__ = ["CMU_UNIT_M", "SEGMENT_JOINTS", "JOINT_ALIASES", "BvhMotion"]
 
 CMU_UNIT_M = 0.0254 / 0.45
 
 #: segment -> (BVH joint giving rotation and position, joint or "end" the bone points to, bone is "up")
+#: (the names of the CMU BVH conversion; other skeletons are matched through ``JOINT_ALIASES``)
 SEGMENT_JOINTS: dict[str, tuple[str, str, bool]] = {
     "pelvis": ("Hips", "", True),
     "thorax": ("Spine1", "Neck1", True),
@@ -64,8 +67,35 @@ SEGMENT_JOINTS: dict[str, tuple[str, str, bool]] = {
     "right_foot": ("RightFoot", "RightToeBase", False),
 }
 
+#: alternative joint names per segment (first match wins; a "prefix:" such as mixamorig: is ignored)
+JOINT_ALIASES: dict[str, tuple[str, ...]] = {
+    "pelvis": ("Hips", "Pelvis", "Root"),
+    "thorax": ("Spine1", "Spine2", "Chest", "UpperChest", "Spine"),
+    "head": ("Head",),
+}
+for _side, _S in (("left", "Left"), ("right", "Right")):
+    JOINT_ALIASES.update({
+        f"{_side}_upper_arm": (f"{_S}Arm", f"{_S}UpperArm"),
+        f"{_side}_forearm": (f"{_S}ForeArm", f"{_S}LowerArm"),
+        f"{_side}_hand": (f"{_S}Hand",),
+        f"{_side}_thigh": (f"{_S}UpLeg", f"{_S}UpperLeg", f"{_S}Thigh"),
+        f"{_side}_shank": (f"{_S}Leg", f"{_S}LowerLeg", f"{_S}Shin"),
+        f"{_side}_foot": (f"{_S}Foot",),
+    })
+
 # segment axes (x fwd, y left, z up) expressed in BVH axes (X left, Y up, Z forward)
 _C0 = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+
+
+def _resolve_joints(clip: BvhClip) -> dict[str, int | None]:
+    """Segment -> joint index, matching ``JOINT_ALIASES`` (case-insensitive, prefix-free)."""
+    names = {}
+    for i, j in enumerate(clip.joints):
+        names.setdefault(j.name.split(":")[-1].lower(), i)
+    out: dict[str, int | None] = {}
+    for seg in SEGMENT_JOINTS:
+        out[seg] = next((names[a.lower()] for a in JOINT_ALIASES[seg] if a.lower() in names), None)
+    return out
 
 
 def _align(a: np.ndarray, b: np.ndarray) -> Rotation:
@@ -98,9 +128,10 @@ class BvhMotion:
         clip = read_bvh(path)
         if skip_first:
             clip = BvhClip(clip.joints, clip.frame_time, clip.motion[1:])
-        missing = [j for j, _, _ in SEGMENT_JOINTS.values() if j not in {x.name for x in clip.joints}]
+        self.joint_of = _resolve_joints(clip)
+        missing = [seg for seg, j in self.joint_of.items() if j is None]
         if missing:
-            raise ValueError(f"{path.name}: joints missing for the Trackside segments: {', '.join(missing)}")
+            raise ValueError(f"{path.name}: no BVH joint found for the segments: {', '.join(missing)}")
         if len(clip.motion) < 3 * blend_frames:
             raise ValueError(f"{path.name}: too short to loop ({len(clip.motion)} frames)")
         self.clip = clip
@@ -116,15 +147,21 @@ class BvhMotion:
 
     # ---------------------------------------------------------------------------------------
     def _bone(self, seg: str) -> np.ndarray:
-        joint, target, _ = SEGMENT_JOINTS[seg]
+        """Rest-pose bone direction: to the first descendant (depth first) away from the joint,
+        else the End Site."""
         c = self.clip
-        i = c.index(joint)
-        if target == "end":
-            end = c.joints[i].end_site
-            return end if end is not None else np.array([0.0, 1.0, 0.0])
-        if not target:
+        if seg == "pelvis":
             return np.array([0.0, 1.0, 0.0])
-        return self._rest_pos[c.index(target)] - self._rest_pos[i]
+        i = self.joint_of[seg]
+        stack = list(reversed(c.joints[i].children))
+        while stack:
+            k = stack.pop()
+            d = self._rest_pos[k] - self._rest_pos[i]
+            if np.linalg.norm(d) > 1e-6:
+                return d
+            stack.extend(reversed(c.joints[k].children))
+        end = c.joints[i].end_site
+        return end if end is not None and np.linalg.norm(end) > 1e-9 else np.array([0.0, 1.0, 0.0])
 
     def _skeleton(self) -> Skeleton:
         u = self.unit
@@ -132,7 +169,8 @@ class BvhMotion:
         leg = (bl["left_thigh"] + bl["right_thigh"] + bl["left_shank"] + bl["right_shank"]) / 2
         height = leg / (0.530 - 0.039)
         c = self.clip
-        hw = abs(self._rest_pos[c.index("LeftUpLeg")][0] - self._rest_pos[c.index("RightUpLeg")][0]) * u
+        hw = float(np.linalg.norm(self._rest_pos[self.joint_of["left_thigh"]]
+                                  - self._rest_pos[self.joint_of["right_thigh"]])) * u
         lengths = {
             "thigh": (bl["left_thigh"] + bl["right_thigh"]) / 2,
             "shank": (bl["left_shank"] + bl["right_shank"]) / 2,
@@ -144,7 +182,7 @@ class BvhMotion:
 
     def _segment_offset(self, seg: str) -> Rotation:
         """Constant rotation from the segment frame to the joint's local BVH frame."""
-        joint, target, up = SEGMENT_JOINTS[seg]
+        up = SEGMENT_JOINTS[seg][2]
         c0 = Rotation.from_matrix(_C0)
         if seg == "pelvis":
             return c0
@@ -214,10 +252,10 @@ class BvhMotion:
         ground = jpos[:, :, 1].min()  # lowest joint in the clip ~ ankle/toe height above ground
         seg_q_run: dict[str, Rotation] = {}
         seg_p_run: dict[str, np.ndarray] = {}
-        l_up, r_up = c.index("LeftUpLeg"), c.index("RightUpLeg")
+        l_up, r_up = self.joint_of["left_thigh"], self.joint_of["right_thigh"]
         p0 = None
-        for seg, (joint, _, _) in SEGMENT_JOINTS.items():
-            j = c.index(joint)
+        for seg in SEGMENT_JOINTS:
+            j = self.joint_of[seg]
             seg_q_run[seg] = Mr * glob[j] * self._segment_offset(seg)
             p = (jpos[:, l_up] + jpos[:, r_up]) / 2 if seg == "pelvis" else jpos[:, j]
             seg_p_run[seg] = p
