@@ -17,6 +17,7 @@ names costs nothing. Other modules register theirs with :func:`register_filter`;
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Callable, Dict, Tuple
 
 import numpy as np
@@ -60,7 +61,9 @@ def _load_plugins() -> None:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:  # that module not written yet
             if exc.name != mod:
-                raise
+                warnings.warn(f"filter module {mod} not loaded: {exc}", RuntimeWarning, stacklevel=2)
+        except Exception as exc:  # a broken plugin must not take the other filters down
+            warnings.warn(f"filter module {mod} not loaded: {exc!r}", RuntimeWarning, stacklevel=2)
 
 
 def available_filters() -> Dict[str, str]:
