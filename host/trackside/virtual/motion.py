@@ -9,6 +9,8 @@ and axes (int32 rows, see ``chips/base.py``), :func:`write_stream` saves the ``.
 chip model plays back, and :func:`expected_output` predicts, bit for bit, what the firmware
 driver returns for those rows (for tests).
 
+Other trajectory sources (e.g. the simulated athlete in ``trackside.sim``) can build a
+``Motion(fs, quat, gyro_rads, acc_mps2, mag_ut)`` directly and use the same stream functions.
 The sensor frame is the accel/gyro frame of the chip (the drivers' common frame). The gyro
 value of sample k is the mean rate over [t_k, t_k+1) (the rate at mid-interval of a rotation
 at constant rate per step), so integrating it reproduces the truth exactly.
