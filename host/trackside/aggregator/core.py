@@ -142,6 +142,8 @@ class Pipeline:
         self.aligned_rows = 0
         self.aligned_latency_ms: deque = deque(maxlen=100_000)
         self._lock = threading.RLock()
+        self._inbox: deque = deque()                            # (port, bytes, t) from reader threads
+        self._live_decoder = FastDecoder()                      # all ports at once (process_pending)
 
     # -- ports ------------------------------------------------------------------------------
     def port(self, name: str) -> PortState:
@@ -206,11 +208,7 @@ class Pipeline:
             first_row = np.zeros(len(res.frame_n) + 1, np.int64)
             np.cumsum(res.frame_n, out=first_row[1:])
             msg_t = [t_of(pos) for pos in res.message_end]
-            if self.aligner is None:
-                self._bulk_all(p, res, frame_t, msg_t, first_row, buf, shift)
-            else:
-                self._in_order(p, res, np.arange(len(res.frame_end)), list(range(len(res.messages))), frame_t,
-                               msg_t, first_row, buf, shift)
+            self._bulk_all(p, res, frame_t, msg_t, first_row, buf, shift)
             now = self.clock() if ends is None else float(times[-1])
             if self.aligner is not None:
                 self.aligner.poll(now)
@@ -233,15 +231,17 @@ class Pipeline:
             self._frames_one_by_one(p, fidx[fi:], res, frame_t, first_row, buf, shift)
 
     def _bulk_all(self, p: PortState, res, frame_t: np.ndarray, msg_t: list, first_row: np.ndarray, buf: bytes,
-                  shift: int) -> None:
+                  shift: int, frames: slice = slice(None), messages: range | None = None) -> None:
         """Per node, frames and messages together in stream order: clean runs vectorised, anything
-        that needs a decision (first frame, duplicate, late frame, reboot, unplug, FIFO gap) alone."""
-        fn = res.frame_node.astype(np.int64)
+        that needs a decision (first frame, duplicate, late frame, reboot, unplug, FIFO gap) alone.
+        ``frames`` / ``messages``: the part of ``res`` that came from port ``p``."""
+        f_all = np.arange(len(res.frame_end))[frames]
+        fn_sub = res.frame_node[f_all].astype(np.int64)
         by_node: dict[int, list] = {}
-        for j, m in enumerate(res.messages):
-            by_node.setdefault(m.node_id, []).append(j)
-        for nid in sorted(set(np.unique(fn).tolist()) | set(by_node)):
-            fidx = np.flatnonzero(fn == nid)
+        for j in (range(len(res.messages)) if messages is None else messages):
+            by_node.setdefault(res.messages[j].node_id, []).append(j)
+        for nid in sorted(set(np.unique(fn_sub).tolist()) | set(by_node)):
+            fidx = f_all[fn_sub == nid]
             midx = np.array(by_node.get(nid, []), np.int64)
             msgs = [res.messages[j] for j in midx.tolist()]
             pos = np.concatenate([res.frame_end[fidx], np.array([res.message_end[j] for j in midx.tolist()], np.int64)])
@@ -325,8 +325,101 @@ class Pipeline:
                                  self._raw(buf, shift + int(fe[i])), nsamples=int(n[k]))
             if self.keep_samples:
                 self.kept.setdefault(nid, []).append((u_first, per, n, first_row[fidx], res.values))
+            if self.aligner is not None:
+                k = np.arange(total) - np.repeat(np.cumsum(n) - n, n)
+                u = np.repeat(u_first, n) + np.repeat(per, n) * k
+                t_s = node.to_host(u)
+                rows = np.repeat(first_row[fidx], n) + k
+                t_rx = np.repeat(fth, n)
+                node.latency_ms.append((float(fth[-1]) - float(t_s[-1])) * 1e3)
+                add = self.aligner.add
+                vals = res.values
+                for t1, r, tr_ in zip(t_s.tolist(), rows.tolist(), t_rx.tolist()):
+                    add(nid, t1, (vals[r], tr_))
         for j in midx.tolist():
             self._message_body(p, node, res.messages[j], msg_t[j], buf, shift + res.message_end[j])
+
+    def push(self, name: str, data: bytes, t_host: float) -> None:
+        """Live input from a reader thread: queued (cheap); :meth:`process_pending` decodes."""
+        self._inbox.append((name, data, t_host))
+
+    def process_pending(self) -> int:
+        """Decode everything queued by :meth:`push` in ONE vectorised call for all ports (each
+        port's bytes cut at its last frame delimiter, the rest kept for next time); returns the
+        number of bytes processed."""
+        inbox = self._inbox
+        items = []
+        try:
+            while True:
+                items.append(inbox.popleft())
+        except IndexError:
+            pass
+        if not items:
+            return 0
+        # port events (unplug/replug) are processed in order with the bytes around them
+        done = 0
+        run: list = []
+        for it in items:
+            if it[1] is None:
+                done += self._process_run(run)
+                run = []
+                self.port_event(it[0], it[3], it[2], it[4])
+            else:
+                run.append(it)
+        return done + self._process_run(run)
+
+    def push_event(self, name: str, state: str, t_host: float, detail: str = "") -> None:
+        """A port event from a reader thread, queued in order with the bytes (see :meth:`push`)."""
+        self._inbox.append((name, None, t_host, state, detail))
+
+    def _process_run(self, items: list) -> int:
+        if not items:
+            return 0
+        with self._lock:
+            groups: dict[str, list] = {}
+            for name, data, t in items:
+                groups.setdefault(name, []).append((data, t))
+            parts: list[bytes] = []
+            meta = []
+            offset = 0
+            all_ends: list[np.ndarray] = []
+            all_times: list[np.ndarray] = []
+            for name, chunks in groups.items():
+                p = self.port(name)
+                lens = [len(d) for d, _ in chunks]
+                p.bytes_in += sum(lens)
+                data = p.tail + b"".join(d for d, _ in chunks)
+                last = data.rfind(b"\x00")
+                if last < 0:
+                    p.tail = data if len(data) <= self._live_decoder.max_frame else b""
+                    continue
+                complete = data[:last + 1]
+                ends = np.cumsum(lens) + len(p.tail)
+                p.tail = data[last + 1:]
+                parts.append(complete)
+                meta.append((p, offset, offset + len(complete)))
+                all_ends.append(np.minimum(ends, len(complete)) + offset)
+                all_times.append(np.array([t for _, t in chunks]))
+                offset += len(complete)
+            if not parts:
+                return 0
+            buf = b"".join(parts)
+            res = self._live_decoder.feed(buf)
+            ends = np.concatenate(all_ends)
+            times = np.concatenate(all_times)
+            frame_t = times[np.minimum(np.searchsorted(ends, res.frame_end, side="right"), len(times) - 1)]
+            me = np.asarray(res.message_end, np.int64)
+            msg_t = times[np.minimum(np.searchsorted(ends, me, side="right"), len(times) - 1)].tolist() if len(me) else []
+            first_row = np.zeros(len(res.frame_n) + 1, np.int64)
+            np.cumsum(res.frame_n, out=first_row[1:])
+            for p, a, b in meta:
+                f0, f1 = np.searchsorted(res.frame_end, [a, b])
+                m0, m1 = np.searchsorted(me, [a, b]) if len(me) else (0, 0)
+                self._bulk_all(p, res, frame_t, msg_t, first_row, buf, 0, slice(int(f0), int(f1)),
+                               range(int(m0), int(m1)))
+            if self.aligner is not None:
+                self.aligner.poll(self.clock())
+            return len(buf)
 
     def _raw(self, buf: bytes, end: int) -> bytes:
         start = buf.rfind(b"\x00", 0, end) + 1
@@ -557,19 +650,21 @@ class Pipeline:
                         clock_offset_s=n.clock_offset_s, clock_drift_ppm=None if m is None else m.drift_ppm,
                         residual_us=None if m is None or m.residual_s != m.residual_s else m.residual_s * 1e6)
             if self.writer is not None:
-                bad = sum(sum(v for k, v in p.decoder.stats().items() if k in (
-                    "crc_errors", "cobs_errors", "truncated", "oversize", "bad_major", "malformed"))
-                    for p in self.ports.values())
+                st = self.bad_frames()
+                bad = sum(st.get(k, 0) for k in ("crc_errors", "cobs_errors", "truncated", "oversize", "bad_major",
+                                                  "malformed"))
                 if bad:
                     self.writer.event("bad_frames", self.clock(), detail=str(bad))
 
     def bad_frames(self, port: str | None = None) -> dict:
         """Decoder counters summed over ports (or of one port)."""
         out: dict[str, int] = {}
-        for name, p in self.ports.items():
-            if port is None or name == port:
-                for k, v in p.decoder.stats().items():
-                    out[k] = out.get(k, 0) + v
+        decoders = [p.decoder for name, p in self.ports.items() if port is None or name == port]
+        if port is None:
+            decoders.append(self._live_decoder)   # live input is decoded for all ports at once
+        for dec in decoders:
+            for k, v in dec.stats().items():
+                out[k] = out.get(k, 0) + v
         return out
 
     def aligned(self) -> "Aligned":  # noqa: F821 - offline use with keep_samples
@@ -634,11 +729,12 @@ class Aggregator:
     def __init__(self, ports: Sequence[str], *, writer: FrameWriter | None = None, rate_hz: float = 200.0,
                  baudrate: int = 921600, sync_interval_s: float = 0.5, on_aligned: Callable | None = None,
                  trace_dir=None, max_wait_s: float = 0.015, clock: Callable[[], float] = time.time,
-                 align_live: bool = True):
+                 align_live: bool = True, tick_s: float = 0.004):
         self.clock = clock
         self.pipeline = Pipeline(writer, rate_hz=rate_hz, on_aligned=on_aligned, max_wait_s=max_wait_s,
                                  clock=clock, on_reply=self._send)
         self.sync_interval_s = sync_interval_s
+        self.tick_s = tick_s
         self.readers: dict[str, PortReader] = {}
         self.traces: dict = {}
         self._halt = threading.Event()
@@ -658,7 +754,7 @@ class Aggregator:
         self._ticker = threading.Thread(target=self._tick, name="trackside-ticker", daemon=True)
 
     def _bytes_cb(self, port: str, tw):
-        feed = self.pipeline.feed
+        feed = self.pipeline.push
         if tw is None:
             return lambda data, t: feed(port, data, t)
 
@@ -671,7 +767,7 @@ class Aggregator:
         def cb(state: str, t: float, detail: str) -> None:
             if tw is not None and state in ("open", "close"):
                 tw.event(state, int((t - tw.t0) * 1e9), detail=detail)
-            self.pipeline.port_event(port, state, t, detail)
+            self.pipeline.push_event(port, state, t, detail)
             if state == "open":
                 # whatever a node said before we listened (its boot hello) is gone: ask again
                 with self.pipeline._lock:
@@ -699,7 +795,8 @@ class Aggregator:
 
     def _tick(self) -> None:
         next_sync = self.clock()
-        while not self._halt.wait(0.005):
+        while not self._halt.wait(self.tick_s):
+            self.pipeline.process_pending()
             self.pipeline.poll()
             now = self.clock()
             if self.sync_interval_s and now >= next_sync:
@@ -738,6 +835,7 @@ class Aggregator:
             r.stop()
         if self._ticker.is_alive():
             self._ticker.join(2)
+        self.pipeline.process_pending()
         self.pipeline.poll()
         self.pipeline.finish()
         for tw in self.traces.values():
