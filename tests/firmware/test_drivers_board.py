@@ -343,3 +343,30 @@ def test_lsm303dlhc_magnetometer_xzy_big_endian(i2c, tmp_path):
     board.clock.advance(20_000)
     raw = np.frombuffer(rd(i2c, 0x1E, 0x03, 6), ">i2").tolist()
     assert raw == [110 * 230 // 1100, 1100 * 205 // 1100, -220 * 230 // 1100]
+
+
+def test_full_fifo_counts_as_overflow_without_the_flag(i2c):
+    """A chip that does not raise FIFO_OFLOW in stop-when-full mode: a full FIFO still counts."""
+    from array import array
+
+    from tsfw import clock
+    from tsfw import drivers as drv_mod
+
+    class QuietMPU(MPU9250):
+        def _rd(self, reg):
+            v = MPU9250._rd(self, reg)
+            return v & ~0x10 if reg == 0x3A else v
+
+    clock.use(board.clock)
+    try:
+        board.install(QuietMPU())
+        drv = drv_mod.detect(i2c, rate_hz=200)
+        out = array("h", [0] * 9 * 32)
+        board.clock.advance(50_000)
+        assert drv.fifo_read(out, 32) == 10 and drv.overflows == 0
+        board.clock.advance(1_000_000)
+        assert drv.fifo_read(out, 32) == 0 and drv.overflows == 1
+        board.clock.advance(50_000)
+        assert drv.fifo_read(out, 32) in (9, 10, 11) and drv.overflows == 1
+    finally:
+        clock.use(None)

@@ -165,16 +165,20 @@ class ICM20948(ImuDriver):
 
     def fifo_read(self, out, max_n, ts=None):
         """Drain up to ``max_n`` samples into ``out`` (9 int16 each); see ``MPU9250.fifo_read``."""
-        if self._read_u8(_INT_STATUS_2) & 0x1F:
+        ovf = self._read_u8(_INT_STATUS_2) & 0x1F
+        self._read(_FIFO_COUNTH, self._r2)
+        now = clock.ticks_us()
+        pkt = self._pkt
+        cnt = ((self._r2[0] & 0x1F) << 8) | self._r2[1]
+        # full = no room for another packet: in stop-when-full mode newer samples were dropped
+        # (whether or not the chip raised its flag), so the old ones cannot be dated: reset
+        if ovf or cnt > 512 - pkt:
             self.overflows += 1
             self.reset_fifo()
             return 0
         if max_n <= 0:
             return 0
-        self._read(_FIFO_COUNTH, self._r2)
-        now = clock.ticks_us()
-        pkt = self._pkt
-        m = (((self._r2[0] & 0x1F) << 8) | self._r2[1]) // pkt
+        m = cnt // pkt
         if m == 0:
             return 0
         k = m if m < max_n else max_n

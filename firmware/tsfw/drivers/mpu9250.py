@@ -166,16 +166,20 @@ class MPU9250(ImuDriver):
         retried ``retries`` times, then OSError propagates (the counters stay updated).
         Allocation-free.
         """
-        if self._read_u8(_INT_STATUS) & _FIFO_OFLOW:
+        ovf = self._read_u8(_INT_STATUS) & _FIFO_OFLOW
+        self._read(_FIFO_COUNTH, self._r2)
+        now = clock.ticks_us()
+        pkt = self._pkt
+        cnt = ((self._r2[0] & 0x1F) << 8) | self._r2[1]
+        # full = no room for another packet: in stop-when-full mode newer samples were dropped
+        # (whether or not the chip raised its flag), so the old ones cannot be dated: reset
+        if ovf or cnt > 512 - pkt:
             self.overflows += 1
             self.reset_fifo()
             return 0
         if max_n <= 0:
             return 0
-        self._read(_FIFO_COUNTH, self._r2)
-        now = clock.ticks_us()
-        pkt = self._pkt
-        m = (((self._r2[0] & 0x1F) << 8) | self._r2[1]) // pkt
+        m = cnt // pkt
         if m == 0:
             return 0
         k = m if m < max_n else max_n
