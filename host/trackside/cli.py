@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "trackside.kinematics.cli",  # gait, export
     "trackside.plan.cli",        # plan, stats
     "trackside.flash.cli",       # flash
+    "trackside.demo.cli",        # demo: the whole chain on virtual nodes
 )
 
 
