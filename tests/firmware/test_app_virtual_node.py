@@ -40,7 +40,7 @@ def test_virtual_node_on_a_pty_answers_commands():
             w = FrameWriter(C.NODE_HOST)
             w.node_id = 6
             ser.write(w.frame(C.T_COMMAND, 0, Command(cmd=C.CMD_HELLO, args=()).body()))
-            msgs = read_until(ser, dec, lambda ms: any(x.type == C.T_HELLO for x in ms))
+            msgs = read_until(ser, dec, lambda ms: any(x.type == C.T_ACK for x in ms))  # after the hello
         hello = next(x for x in msgs if x.type == C.T_HELLO)
         assert hello.node_id == 6 and hello.chip == "MPU-9250" and hello.rate_hz == 200
         assert any(x.type == C.T_ACK and x.cmd == C.CMD_HELLO for x in msgs)
