@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
-from scipy.spatial.transform import Rotation
-
 from trackside.kinematics.quat import from_rot, qconj, qmul, rotate, to_rot, yaw_quat
 from trackside.kinematics.skeleton import Skeleton
 
@@ -214,5 +212,3 @@ def segments_from_sensors(time_s: np.ndarray, sensor_quats: Mapping[str, np.ndar
         valid[seg.name] = np.zeros(n, bool)
     return out, valid
 
-
-_ = Rotation  # used by callers composing mounts

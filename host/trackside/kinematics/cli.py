@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from trackside.cli import UsageError
 
 
@@ -81,5 +79,3 @@ def _export(args: argparse.Namespace) -> int:
           + (f", {len(res['plots'])} plots" if res["plots"] else "") + f" -> {args.out}")
     return 0
 
-
-_ = np

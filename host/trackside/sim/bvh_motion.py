@@ -39,7 +39,7 @@ from scipy.signal import butter, filtfilt
 from scipy.spatial.transform import Rotation, RotationSpline
 
 from trackside.bvh.parser import BvhClip, read_bvh
-from trackside.kinematics.quat import from_rot, to_rot
+from trackside.kinematics.quat import from_rot
 from trackside.kinematics.skeleton import Skeleton
 from trackside.sim.athlete import Motion, min_jerk
 
@@ -215,12 +215,10 @@ class BvhMotion:
             per_rot.append(q[:m])
         per_root = root[:m].copy()
         per_root[:B] = (1 - w)[:, None] * (root[m:m + B] - disp) + w[:, None] * root[:B]
-        loops = int(np.ceil(n_out / m))
         idx = np.arange(n_out) % m
         lap = np.arange(n_out) // m
         rots = [Rotation.from_quat(q[idx]) for q in per_rot]
         rootp = per_root[idx] + lap[:, None] * disp[None, :]
-        del loops
         return rots, rootp, disp
 
     def simulate(self, duration_s: float = 10.0, fs: float = 200.0) -> Motion:
@@ -253,7 +251,6 @@ class BvhMotion:
         seg_q_run: dict[str, Rotation] = {}
         seg_p_run: dict[str, np.ndarray] = {}
         l_up, r_up = self.joint_of["left_thigh"], self.joint_of["right_thigh"]
-        p0 = None
         for seg in SEGMENT_JOINTS:
             j = self.joint_of[seg]
             seg_q_run[seg] = Mr * glob[j] * self._segment_offset(seg)
@@ -303,9 +300,3 @@ def _lowpass_rot(r: Rotation, cutoff_hz: float, fs: float) -> Rotation:
     return Rotation.from_quat(_lowpass(q, cutoff_hz, fs))
 
 
-def clip_segment_quats(motion: Motion) -> dict[str, np.ndarray]:
-    """Convenience: the truth segment quaternions of a motion (copy)."""
-    return {k: v.copy() for k, v in motion.segment_quats.items()}
-
-
-_ = to_rot  # re-exported helper for callers building mounts
