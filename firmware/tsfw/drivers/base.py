@@ -179,10 +179,11 @@ class ImuDriver:
         The newest sample in the FIFO was produced within one period before ``now``; the
         others are whole periods earlier. Between reads the time base runs on the sensor's
         clock; a phase error beyond -1..+2 periods means samples were lost or the estimate is
-        wrong: resync. Small errors are corrected slowly (1/16 per read), so timestamps stay
-        evenly spaced.
+        wrong: resync. Small errors are corrected slowly (1/16 per read, spread over the batch),
+        so timestamps stay evenly spaced.
         """
         per = self._per
+        adj = 0
         if not self._synced:
             # newest at now - per/2; the sample before the first delivered one at (m) periods back
             back = _mul_q(m, per) + (per >> 9)
@@ -201,15 +202,17 @@ class ImuDriver:
                 self._synced = False
                 self._stamp(m, k, now, ts)
                 return
-            # phase correction toward the middle of the expected window
+            # phase correction toward the middle of the expected window, spread over the batch
+            # (a step in the spacing of k samples instead of a jump before the first)
             corr = (e_q - (per_us >> 1)) >> 4
-            self._t = (self._t + corr) & _MASK
+            adj = (corr << 8) // k
             self._estimate_drift(m, now)
         t = self._t
         f = self._tf
         pn = self._per_nom
+        step = per + adj
         for i in range(k):
-            f += per
+            f += step
             t = (t + (f >> 8)) & _MASK
             f &= 255
             if ts is not None:

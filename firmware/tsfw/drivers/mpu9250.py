@@ -3,8 +3,9 @@
 The magnetometer is read by the MPU's own I2C master: slave 0 copies 8 bytes of the AK8963
 (HXL..HZH, ST2, CNTL1) into EXT_SENS_DATA at every sample, and the FIFO stores them with the
 accel and gyro data, so one burst read returns whole 20-byte packets (accel BE, gyro BE, mag LE)
-and a GC pause or radio burst loses nothing while the FIFO (25 packets) has room. The AK8963
-runs at 100 Hz, so at higher sample rates consecutive packets repeat its last reading.
+and a GC pause or radio burst loses nothing while the FIFO has room (24 packets: a full 25th
+counts as an overflow). The AK8963 runs at 100 Hz, so at higher sample rates consecutive
+packets repeat its last reading.
 The sensitivity adjustment (ASA fuse ROM) is applied in integer math and the AK8963 axes are
 mapped into the MPU's frame (x_mpu = y_ak, y_mpu = x_ak, z_mpu = -z_ak)::
 
