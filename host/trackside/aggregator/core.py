@@ -23,6 +23,7 @@ import numpy as np
 
 import tsproto
 from tsproto import consts as C
+from tsproto.decoder import StreamDecoder
 from tsproto.fast import FastDecoder
 from tsproto.frame import FrameWriter as WireWriter
 
@@ -71,6 +72,14 @@ class NodeState:
             return self.oneway.model
         return None
 
+    def linear(self) -> tuple[float, float]:
+        """``(c0, c1)`` with host time = c0 + c1 * unwrapped node µs (current best model)."""
+        m = self.model()
+        if m is None:
+            return self.provisional, US
+        c1 = US * (1.0 + m.drift)
+        return m.host_ref + m.offset_s - m.node_ref * c1, c1
+
     def to_host(self, u: np.ndarray) -> np.ndarray:
         m = self.model()
         if m is not None:
@@ -99,7 +108,8 @@ class NodeState:
 @dataclass
 class PortState:
     name: str
-    decoder: FastDecoder = field(default_factory=FastDecoder)
+    decoder: FastDecoder = field(default_factory=FastDecoder)        # bulk input (feed_chunks)
+    live: StreamDecoder = field(default_factory=StreamDecoder)       # live input (push)
     tail: bytes = b""                     # bytes after the last delimiter (unfinished frame)
     nodes: set = field(default_factory=set)
     open: bool = False
@@ -143,7 +153,6 @@ class Pipeline:
         self.aligned_latency_ms: deque = deque(maxlen=100_000)
         self._lock = threading.RLock()
         self._inbox: deque = deque()                            # (port, bytes, t) from reader threads
-        self._live_decoder = FastDecoder()                      # all ports at once (process_pending)
 
     # -- ports ------------------------------------------------------------------------------
     def port(self, name: str) -> PortState:
@@ -236,9 +245,14 @@ class Pipeline:
         that needs a decision (first frame, duplicate, late frame, reboot, unplug, FIFO gap) alone.
         ``frames`` / ``messages``: the part of ``res`` that came from port ``p``."""
         f_all = np.arange(len(res.frame_end))[frames]
+        m_all = range(len(res.messages)) if messages is None else messages
+        if len(f_all) + len(m_all) <= 24:
+            # a few frames (live, per tick): plain Python beats numpy's per-call overhead
+            self._in_order(p, res, f_all, list(m_all), frame_t, msg_t, first_row, buf, shift)
+            return
         fn_sub = res.frame_node[f_all].astype(np.int64)
         by_node: dict[int, list] = {}
-        for j in (range(len(res.messages)) if messages is None else messages):
+        for j in m_all:
             by_node.setdefault(res.messages[j].node_id, []).append(j)
         for nid in sorted(set(np.unique(fn_sub).tolist()) | set(by_node)):
             fidx = f_all[fn_sub == nid]
@@ -373,53 +387,72 @@ class Pipeline:
         self._inbox.append((name, None, t_host, state, detail))
 
     def _process_run(self, items: list) -> int:
+        """Live chunks, in arrival order: split at frame delimiters, each frame through the port's
+        reference decoder (pure Python: for a few frames per tick far cheaper than numpy)."""
         if not items:
             return 0
+        total = 0
         with self._lock:
-            groups: dict[str, list] = {}
             for name, data, t in items:
-                groups.setdefault(name, []).append((data, t))
-            parts: list[bytes] = []
-            meta = []
-            offset = 0
-            all_ends: list[np.ndarray] = []
-            all_times: list[np.ndarray] = []
-            for name, chunks in groups.items():
                 p = self.port(name)
-                lens = [len(d) for d, _ in chunks]
-                p.bytes_in += sum(lens)
-                data = p.tail + b"".join(d for d, _ in chunks)
-                last = data.rfind(b"\x00")
-                if last < 0:
-                    p.tail = data if len(data) <= self._live_decoder.max_frame else b""
-                    continue
-                complete = data[:last + 1]
-                ends = np.cumsum(lens) + len(p.tail)
-                p.tail = data[last + 1:]
-                parts.append(complete)
-                meta.append((p, offset, offset + len(complete)))
-                all_ends.append(np.minimum(ends, len(complete)) + offset)
-                all_times.append(np.array([t for _, t in chunks]))
-                offset += len(complete)
-            if not parts:
-                return 0
-            buf = b"".join(parts)
-            res = self._live_decoder.feed(buf)
-            ends = np.concatenate(all_ends)
-            times = np.concatenate(all_times)
-            frame_t = times[np.minimum(np.searchsorted(ends, res.frame_end, side="right"), len(times) - 1)]
-            me = np.asarray(res.message_end, np.int64)
-            msg_t = times[np.minimum(np.searchsorted(ends, me, side="right"), len(times) - 1)].tolist() if len(me) else []
-            first_row = np.zeros(len(res.frame_n) + 1, np.int64)
-            np.cumsum(res.frame_n, out=first_row[1:])
-            for p, a, b in meta:
-                f0, f1 = np.searchsorted(res.frame_end, [a, b])
-                m0, m1 = np.searchsorted(me, [a, b]) if len(me) else (0, 0)
-                self._bulk_all(p, res, frame_t, msg_t, first_row, buf, 0, slice(int(f0), int(f1)),
-                               range(int(m0), int(m1)))
+                p.bytes_in += len(data)
+                total += len(data)
+                buf = p.tail + data if p.tail else data
+                dec = p.live
+                start = 0
+                find = buf.find
+                while True:
+                    i = find(b"\x00", start)
+                    if i < 0:
+                        break
+                    if i > start:
+                        fr = buf[start:i + 1]
+                        for m in dec.feed(fr):
+                            if m.type == C.T_SAMPLES:
+                                self._live_batch(p, m, t, fr)
+                            else:
+                                self._message(p, m, t, raw=fr)
+                    start = i + 1
+                p.tail = buf[start:]
+                if len(p.tail) > dec.max_frame:
+                    dec.feed(p.tail)          # counted as oversize and dropped by the decoder
+                    p.tail = b""
             if self.aligner is not None:
                 self.aligner.poll(self.clock())
-            return len(buf)
+        return total
+
+    def _live_batch(self, p: PortState, m, t_recv: float, raw: bytes) -> None:
+        """One sample batch decoded by the reference decoder (live path)."""
+        nid = m.node_id
+        node = self._node(nid, p)
+        t_us = m.t_us
+        v = node.tracker.check(m.seq, t_us, clock_period=CLOCK_PERIOD, t_host=t_recv)
+        if not v.accept:
+            return
+        self._continuity(node, v, t_recv)
+        if m.flags & C.F_GAP:
+            self._event(t_recv, nid, "sample_gap", "node reports lost samples (FIFO overflow)")
+        samples = m.samples
+        n = len(samples)
+        period = m.period_us
+        u_first = node.unwrap(t_us)
+        u_last = u_first + (n - 1) * period
+        node.oneway.one_way(u_last, t_recv, unwrapped=True)
+        off = t_recv - u_last * US
+        if off < node.provisional:
+            node.provisional = off
+        node.samples += n
+        node.rate_window.append((t_recv, n))
+        if self.writer is not None:
+            self.writer.frame(nid, m.seq, t_us, t_recv, C.T_SAMPLES, raw, nsamples=n)
+        if self.keep_samples:
+            self.kept.setdefault(nid, []).append((u_first, period, n, 0, np.array(samples, np.int16)))
+        c0, c1 = node.linear()
+        node.latency_ms.append((t_recv - (c0 + u_last * c1)) * 1e3)
+        if self.aligner is not None:
+            add = self.aligner.add
+            for k in range(n):
+                add(nid, c0 + (u_first + k * period) * c1, (samples[k], t_recv))
 
     def _raw(self, buf: bytes, end: int) -> bytes:
         start = buf.rfind(b"\x00", 0, end) + 1
@@ -442,18 +475,16 @@ class Pipeline:
         fn, fs, ft, fper, fflags, fcount = (res.frame_node, res.frame_seq, res.frame_t_us, res.frame_period_us,
                                             res.frame_flags, res.frame_n)
         writer = self.writer
-        for i in np.asarray(idx).tolist():
-            nid = int(fn[i])
+        idx = np.asarray(idx)
+        for i, nid, t_recv, t_us, n, period, seq, flags in zip(
+                idx.tolist(), fn[idx].tolist(), frame_t[idx].tolist(), ft[idx].tolist(), fcount[idx].tolist(),
+                fper[idx].tolist(), fs[idx].tolist(), fflags[idx].tolist()):
             node = self._node(nid, p)
-            t_recv = float(frame_t[i])
-            t_us = int(ft[i])
-            n = int(fcount[i])
-            period = int(fper[i])
-            v = node.tracker.check(int(fs[i]), t_us, clock_period=CLOCK_PERIOD, t_host=t_recv)
+            v = node.tracker.check(seq, t_us, clock_period=CLOCK_PERIOD, t_host=t_recv)
             if not v.accept:
                 continue
             self._continuity(node, v, t_recv)
-            if fflags[i] & C.F_GAP:
+            if flags & C.F_GAP:
                 self._event(t_recv, nid, "sample_gap", "node reports lost samples (FIFO overflow)")
             node.last_t_host = t_recv
             # node clock: unwrap the first and last sample time of the frame
@@ -467,20 +498,17 @@ class Pipeline:
             node.rate_window.append((t_recv, n))
             r0 = int(first_row[i])
             if writer is not None:
-                writer.frame(nid, int(fs[i]), t_us, t_recv, C.T_SAMPLES, self._raw(buf, shift + int(res.frame_end[i])),
+                writer.frame(nid, seq, t_us, t_recv, C.T_SAMPLES, self._raw(buf, shift + int(res.frame_end[i])),
                              nsamples=n)
             if self.keep_samples:
                 self.kept.setdefault(nid, []).append((u_first, period, n, r0, res.values))
+            c0, c1 = node.linear()
+            node.latency_ms.append((t_recv - (c0 + u_last * c1)) * 1e3)
             if self.aligner is not None:
-                u = u_first + period * np.arange(n)
-                th = node.to_host(u)
-                node.latency_ms.append((t_recv - float(th[-1])) * 1e3)
-                vals = res.values[r0:r0 + n]
-                al = self.aligner
+                add = self.aligner.add
+                vals = res.values
                 for k in range(n):
-                    al.add(nid, float(th[k]), (vals[k], t_recv))
-            else:
-                node.latency_ms.append((t_recv - float(node.to_host(u_last))) * 1e3)
+                    add(nid, c0 + (u_first + k * period) * c1, (vals[r0 + k], t_recv))
 
     def _close_epoch(self, node: NodeState) -> None:
         """Before a node's clock restarts: map its kept samples with the model of that boot."""
@@ -540,7 +568,7 @@ class Pipeline:
             writer.gap(nid, v.seq_first_missing, v.missing, before, t_recv, cause)
         node.last_t_host = t_recv
 
-    def _message(self, p: PortState, m, t_recv: float, buf: bytes, end: int) -> None:
+    def _message(self, p: PortState, m, t_recv: float, buf: bytes = b"", end: int = 0, raw: bytes | None = None) -> None:
         nid = m.node_id
         typ = m.type
         if typ in (C.T_COMMAND,):            # echo of our own command (loopback): ignore
@@ -550,9 +578,10 @@ class Pipeline:
         if not v.accept:
             return
         self._continuity(node, v, t_recv)
-        self._message_body(p, node, m, t_recv, buf, end)
+        self._message_body(p, node, m, t_recv, buf, end, raw)
 
-    def _message_body(self, p: PortState, node: NodeState, m, t_recv: float, buf: bytes, end: int) -> None:
+    def _message_body(self, p: PortState, node: NodeState, m, t_recv: float, buf: bytes, end: int,
+                      raw: bytes | None = None) -> None:
         """Store and act on an accepted (sequence-checked) message."""
         nid = m.node_id
         typ = m.type
@@ -561,7 +590,8 @@ class Pipeline:
             if self.writer is not None:
                 self.writer.node(nid, port=p.name, hw=str(m.chip), fw=str(m.fw_version))
         if self.writer is not None:
-            self.writer.frame(nid, m.seq, m.t_us, t_recv, typ, self._raw(buf, end), nsamples=0)
+            self.writer.frame(nid, m.seq, m.t_us, t_recv, typ, raw if raw is not None else self._raw(buf, end),
+                              nsamples=0)
         if typ == C.T_STATUS:
             prev = node.status
             node.status = m
@@ -659,9 +689,7 @@ class Pipeline:
     def bad_frames(self, port: str | None = None) -> dict:
         """Decoder counters summed over ports (or of one port)."""
         out: dict[str, int] = {}
-        decoders = [p.decoder for name, p in self.ports.items() if port is None or name == port]
-        if port is None:
-            decoders.append(self._live_decoder)   # live input is decoded for all ports at once
+        decoders = [d for name, p in self.ports.items() if port is None or name == port for d in (p.decoder, p.live)]
         for dec in decoders:
             for k, v in dec.stats().items():
                 out[k] = out.get(k, 0) + v

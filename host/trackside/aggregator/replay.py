@@ -151,6 +151,12 @@ class PtyPort:
 
     def close(self) -> None:
         """Unplug: the reader's next read fails like a removed USB adapter."""
+        # the device node disappears with the cable: a reader retrying the path must not reach
+        # whatever pty the kernel hands out next under the old number
+        try:
+            self.link.unlink()
+        except FileNotFoundError:
+            pass
         if self.master >= 0:
             try:
                 os.close(self.master)
