@@ -18,6 +18,8 @@ Keys (defaults in DEFAULTS):
   GYRO_RANGES_DPS; ``mode`` "raw" | "fused"; ``autostart`` stream from boot (else wait for
   the start command)
 - ``link`` "usb" | "espnow"; ``gateway_mac`` "aa:bb:cc:dd:ee:ff"; ``channel`` 1..13;
+  ``espnow_mbps`` PHY rate 1, 6 (default: 17 nodes need ~12 % airtime instead of ~67 % at
+  1 Mbps, see protocol.md), 12, 24, 54;
   ``pmk``/``lmk`` 32 hex digits (16-byte keys). ESP-NOW needs a gateway MAC and both keys
   (frames are always encrypted); otherwise the link falls back to USB with a message.
 - ``peers`` (gateway only): list of ``{"mac": ..., "lmk": ...}`` nodes allowed to send.
@@ -45,6 +47,8 @@ GYRO_RANGES_DPS = (250, 500, 1000, 2000)
 MODES = ("raw", "fused")
 LINKS = ("usb", "espnow")
 ROLES = ("node", "gateway")
+# ESP-NOW PHY rate (Mbps) -> ESP-IDF wifi_phy_rate_t: 1 Mbps (long preamble) or 802.11g OFDM
+ESPNOW_PHY_RATES = {1: 0x00, 6: 0x0B, 12: 0x0A, 24: 0x09, 54: 0x0C}
 PIN_NAMES = ("sda", "scl", "led", "vbat")
 
 
@@ -77,6 +81,7 @@ def defaults():
         "link": "usb",
         "gateway_mac": "",
         "channel": 1,
+        "espnow_mbps": 6,
         "pmk": "",
         "lmk": "",
         "peers": [],
@@ -250,6 +255,7 @@ _CHECKS = {
     "link": lambda v: _choice(v, LINKS),
     "gateway_mac": _mac_or_empty,
     "channel": lambda v: _int(v, 1, 13),
+    "espnow_mbps": lambda v: _choice(v, tuple(ESPNOW_PHY_RATES)),
     "pmk": _key_or_empty,
     "lmk": _key_or_empty,
     "peers": _peers,

@@ -66,6 +66,10 @@ class Gateway:
         self.esp = esp
         self.usb = usb
         esp.active(True)
+        try:  # faster PHY rate: less airtime per message (not every build/port supports it)
+            esp.config(rate=_config.ESPNOW_PHY_RATES[cfg["espnow_mbps"]])
+        except (AttributeError, ValueError, OSError, TypeError):
+            pass
         if cfg["pmk"]:
             esp.set_pmk(_config.parse_key(cfg["pmk"]))
         self.peers = []

@@ -45,6 +45,10 @@ class EspNowLink:
             esp = espnow.ESPNow()
         self.esp = esp
         esp.active(True)
+        try:  # faster PHY rate: less airtime per message (not every build/port supports it)
+            esp.config(rate=_config.ESPNOW_PHY_RATES[cfg["espnow_mbps"]])
+        except (AttributeError, ValueError, OSError, TypeError):
+            pass
         esp.set_pmk(pmk)
         try:
             esp.del_peer(self.peer)  # re-pairing after a soft reboot: fresh keys
