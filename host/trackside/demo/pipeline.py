@@ -227,17 +227,26 @@ def load_session(db: Path, sid: int, rate_hz: float, *, acc_range_g: int = 16,
         segs = st.assignments(sid)
         stats = {n["node_id"]: n for n in st.node_stats(sid)}
         raws: dict[int, list[bytes]] = {}
-        for nid, _seq, _tn, _th, _kind, ns, raw in st.frames(sid):
+        follows: dict[int, list[bool]] = {}   # sample frame directly after the node's previous frame
+        last_seq: dict[int, int] = {}
+        for nid, seq, _tn, _th, _kind, ns, raw in st.frames(sid):
             if ns:
                 raws.setdefault(nid, []).append(bytes(raw))
+                follows.setdefault(nid, []).append(nid in last_seq and (seq - last_seq[nid]) % 65536 == 1)
+            last_seq[nid] = seq
     if not raws:
         raise DemoError(f"session {sid} holds no samples")
-    times, vals = {}, {}
+    times, vals, repaired = {}, {}, {}
     for nid, chunks in raws.items():
         r = decode(b"".join(chunks))
         if len(r) == 0:
             continue
-        u = Unwrapper(1 << 32).batch(np.asarray(r.t_us, np.int64))
+        if len(r.frame_n) != len(chunks):
+            raise DemoError(f"node {nid}: {len(chunks)} stored frames decode to {len(r.frame_n)}")
+        ft, fixed = _frame_times(r, np.asarray(follows[nid], bool))
+        repaired[nid] = fixed
+        k = np.arange(len(r)) - np.repeat(np.cumsum(r.frame_n) - r.frame_n, r.frame_n)
+        u = Unwrapper(1 << 32).batch(ft)[r.frame] + k * r.frame_period_us[r.frame]
         times[nid] = u * 1e-6
         vals[nid] = np.asarray(r.values, np.float64)
     if not times:
@@ -260,7 +269,27 @@ def load_session(db: Path, sid: int, rate_hz: float, *, acc_range_g: int = 16,
         gyr[nid] = v[:, 3:6] * gyr_scale
     return {"time_s": np.arange(al.n) / rate_hz, "t0_node_s": t0, "quat": quat, "acc": acc, "gyr": gyr,
             "valid": al.valid, "segments": segs, "stats": stats, "align_err_s": al.error_s,
-            "first_sample_s": {n: float(t[0]) for n, t in times.items()}}
+            "first_sample_s": {n: float(t[0]) for n, t in times.items()}, "repaired_frames": repaired}
+
+
+def _frame_times(r, follows: np.ndarray) -> tuple[np.ndarray, int]:
+    """Frame start times (node us, mod 2**32) with the firmware's zero time stamps repaired.
+
+    Work-around: when a sample does not fit a frame's payload it opens the next frame, and
+    ``tsfw.app`` hands the batcher time 0 for every sample but a frame's first, so that next
+    frame goes out stamped t_us = 0. Such a frame directly follows its predecessor (``follows``:
+    the node's previous frame, messages included, has the previous sequence number), so its
+    time is the previous sample frame's end. Returns (times, frames repaired).
+    """
+    ft = np.asarray(r.frame_t_us, np.int64).copy()
+    n = np.asarray(r.frame_n, np.int64)
+    per = np.asarray(r.frame_period_us, np.int64)
+    fixed = 0
+    for i in range(1, len(ft)):
+        if ft[i] == 0 and follows[i]:
+            ft[i] = (ft[i - 1] + n[i - 1] * per[i - 1]) % (1 << 32)
+            fixed += 1
+    return ft, fixed
 
 
 def _filled(x: np.ndarray) -> np.ndarray:
@@ -335,7 +364,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         "session": sid, "db": None if tmp is not None else str(db), "nodes": len(sess["quat"]),
         "segments": dict(sess["segments"]), "samples": {n: int(s["samples"]) for n, s in stats.items()},
         "lost": {n: int(s["lost"]) for n, s in stats.items()},
-        "frames_exported": res["n"], "rate_hz": cfg.rate_hz,
+        "frames_exported": res["n"], "rate_hz": cfg.rate_hz, "repaired_frames": sum(sess["repaired_frames"].values()),
         "align_err_ms": {n: 1e3 * e for n, e in sess["align_err_s"].items()},
         "host_clock_residual_us": {n: s["residual_us"] for n, s in stats.items()},
         "start_skew_ms": 1e3 * (max(sess["first_sample_s"].values()) - min(sess["first_sample_s"].values())),
@@ -357,7 +386,8 @@ def format_summary(s: dict, cfg: DemoConfig) -> str:
     tot = sum(s["samples"].values())
     lost = sum(s["lost"].values())
     lines.append(f"samples: {tot} received, {lost} lost frames; {s['frames_exported']} frames of "
-                 f"{1 / s['rate_hz'] * 1e3:.0f} ms exported ({s['frames_exported'] / s['rate_hz']:.1f} s)")
+                 f"{1 / s['rate_hz'] * 1e3:.0f} ms exported ({s['frames_exported'] / s['rate_hz']:.1f} s); "
+                 f"{s['repaired_frames']} frames stamped t=0 by the firmware re-timed from their predecessor")
     errs = [e for e in s["align_err_ms"].values() if e == e]
     res = [r for r in s["host_clock_residual_us"].values() if r is not None]
     lines.append(f"alignment: grid residual max {max(errs) if errs else float('nan'):.3f} ms, node start skew "
