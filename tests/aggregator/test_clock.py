@@ -127,3 +127,15 @@ def test_theil_sen_matches_scipy() -> None:
     s, b = theil_sen(x, y)
     ref = theilslopes(y, x, method="joint")
     assert s == pytest.approx(ref[0], rel=1e-12) and b == pytest.approx(ref[1], rel=1e-12)
+
+
+def test_stream_aligner_silent_node_stops_holding_back() -> None:
+    out = []
+    sa = StreamAligner(100.0, 0.0, lambda k, t, vals: out.append((k, vals)), max_wait_s=0.05, stale_s=0.2)
+    sa.add(2, 0.0, "b0")                    # node 2 says one thing, then goes silent (unplugged)
+    for k in range(40):
+        sa.add(1, k / 100, k)
+    assert sa.poll(0.30) >= 39                # node 2 is stale: node 1's slots go out at once
+    assert out[0][1] == {1: 0, 2: "b0"} and out[5][1] == {1: 5, 2: None}
+    sa.add(1, 0.01, 99)                       # too late for an emitted slot: counted, not used
+    assert sa.late == 1

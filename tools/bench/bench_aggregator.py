@@ -101,6 +101,7 @@ def bench_live(files: list[Path], seconds: float, rate: int) -> None:
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         lat = np.array(list(agg.pipeline.aligned_latency_ms)[lat0:])
         rows = agg.pipeline.aligned_rows - rows0
+        late = agg.pipeline.aligner.late
         agg.stop()
         writer.close()
         n = sum(node.samples for node in agg.pipeline.nodes.values())
@@ -114,7 +115,7 @@ def bench_live(files: list[Path], seconds: float, rate: int) -> None:
         if len(lat):
             print(f"  frame -> aligned sample latency: p50 {np.percentile(lat, 50):.1f} ms, "
                   f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms ({len(lat)} samples, "
-                  f"{rows} aligned rows)")
+                  f"{rows} aligned rows; {late} samples too late for their slot over the whole run)")
         print(f"  samples {n}, frames lost {lost}, frames stored {stored}")
     finally:
         proc.terminate()

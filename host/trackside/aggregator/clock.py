@@ -286,27 +286,33 @@ def align(host_times: dict[int, np.ndarray], values: dict[int, np.ndarray], rate
 class StreamAligner:
     """Live alignment: samples arrive per node (host times already mapped); a grid slot is emitted
     once every active node has passed it, or ``max_wait_s`` after its time (missing nodes then
-    marked). Calls ``emit(k, t_slot, {node: value or None})``."""
+    marked). A node silent for ``stale_s`` (unplugged) stops holding slots back.
+    Calls ``emit(k, t_slot, {node: value or None})``."""
 
-    def __init__(self, rate: float, t0: float, emit, *, max_wait_s: float = 0.015):
+    def __init__(self, rate: float, t0: float, emit, *, max_wait_s: float = 0.05, stale_s: float = 0.2):
         if not rate > 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         self.rate = float(rate)
         self.t0 = float(t0)
         self.emit = emit
         self.max_wait_s = max_wait_s
+        self.stale_s = stale_s
         self.next_k = 0
         self.pending: dict[int, dict] = {}      # slot -> {node: (distance, value)}
         self.latest: dict[int, int] = {}        # node -> highest slot seen
         self.emitted = 0
+        self.late = 0                           # samples whose slot was already emitted
 
     def add(self, node: int, t_host: float, value) -> None:
         pos = (t_host - self.t0) * self.rate
         k = int(pos + 0.5) if pos >= -0.5 else -1
         if k < self.next_k:
+            self.late += 1
             return  # too late: its slot was already emitted (stays marked missing there)
         d = abs(pos - k)
-        slot = self.pending.setdefault(k, {})
+        slot = self.pending.get(k)
+        if slot is None:
+            slot = self.pending[k] = {}
         cur = slot.get(node)
         if cur is None or d < cur[0]:
             slot[node] = (d, value)
@@ -317,7 +323,10 @@ class StreamAligner:
         """Emit every slot that is complete or overdue at host time ``now``; returns how many."""
         if not self.latest:
             return 0
-        done_all = min(self.latest.values())
+        horizon = (now - self.stale_s - self.t0) * self.rate
+        active = [k for k in self.latest.values() if k >= horizon]
+        done_all = min(active) if active else -1
+        nodes = list(self.latest)
         n = 0
         while True:
             k = self.next_k
@@ -325,7 +334,7 @@ class StreamAligner:
             if k > done_all and now < t_slot + self.max_wait_s:
                 break
             slot = self.pending.pop(k, {})
-            self.emit(k, t_slot, {node: (slot[node][1] if node in slot else None) for node in self.latest})
+            self.emit(k, t_slot, {node: (slot[node][1] if node in slot else None) for node in nodes})
             self.next_k += 1
             n += 1
         self.emitted += n

@@ -28,7 +28,7 @@ from tsproto.fast import FastDecoder
 from tsproto.frame import FrameWriter as WireWriter
 
 from trackside.aggregator.clock import US, ClockModel, ClockSync, StreamAligner, Unwrapper, align
-from trackside.aggregator.reader import CommandTracker, NodeTracker, PendingCommand, PortReader
+from trackside.aggregator.reader import CommandTracker, MultiPortReader, NodeTracker, PendingCommand
 from trackside.aggregator.store import FrameWriter
 
 CLOCK_PERIOD = 1 << 32     # header t_us is the node clock modulo 2**32
@@ -125,7 +125,7 @@ class Pipeline:
     ``on_reply(port, bytes)``: where to send answers the host owes (time-sync replies)."""
 
     def __init__(self, writer: FrameWriter | None = None, *, rate_hz: float = 200.0,
-                 on_aligned: Callable | None = None, max_wait_s: float = 0.015,
+                 on_aligned: Callable | None = None, max_wait_s: float = 0.05,
                  clock: Callable[[], float] = time.time, on_reply: Callable[[str, bytes], None] | None = None,
                  keep_samples: bool = False, segments: dict[int, str] | None = None):
         if not rate_hz > 0:
@@ -751,89 +751,73 @@ def process_trace(trace, pipeline: Pipeline | None = None, *, name: str | None =
 
 
 class Aggregator:
-    """Live recording: readers on serial ports feeding a :class:`Pipeline`, time-sync requests
-    every ``sync_interval_s``, commands with acks and timeouts, and the session store."""
+    """Live recording: one reader thread for all serial ports feeding a :class:`Pipeline` in the
+    same thread, time-sync requests every ``sync_interval_s``, commands with acks and timeouts,
+    and the session store (its own writer thread)."""
 
     def __init__(self, ports: Sequence[str], *, writer: FrameWriter | None = None, rate_hz: float = 200.0,
                  baudrate: int = 921600, sync_interval_s: float = 0.5, on_aligned: Callable | None = None,
-                 trace_dir=None, max_wait_s: float = 0.015, clock: Callable[[], float] = time.time,
-                 align_live: bool = True, tick_s: float = 0.004):
+                 trace_dir=None, max_wait_s: float = 0.05, clock: Callable[[], float] = time.time,
+                 align_live: bool = True, tick_s: float = 0.003):
         self.clock = clock
         self.pipeline = Pipeline(writer, rate_hz=rate_hz, on_aligned=on_aligned, max_wait_s=max_wait_s,
                                  clock=clock, on_reply=self._send)
         self.sync_interval_s = sync_interval_s
-        self.tick_s = tick_s
-        self.readers: dict[str, PortReader] = {}
+        self.ports = list(dict.fromkeys(ports))
         self.traces: dict = {}
-        self._halt = threading.Event()
         self._req = 0
         self._align_live = align_live
-        for port in ports:
-            tw = None
+        self._next_sync = 0.0
+        for port in self.ports:
             if trace_dir is not None:
                 from pathlib import Path
 
                 from trackside.aggregator.traces import TraceWriter
                 safe = port.replace("/", "_").replace(":", "_").strip("_")
-                tw = TraceWriter(Path(trace_dir) / f"{safe}.tstrace", port=port, baudrate=baudrate)
-                self.traces[port] = tw
-            self.readers[port] = PortReader(port, self._bytes_cb(port, tw), on_state=self._state_cb(port, tw),
-                                            baudrate=baudrate, clock=clock)
-        self._ticker = threading.Thread(target=self._tick, name="trackside-ticker", daemon=True)
+                self.traces[port] = TraceWriter(Path(trace_dir) / f"{safe}.tstrace", port=port, baudrate=baudrate)
+        self.reader = MultiPortReader(self.ports, self._on_bytes, on_state=self._on_state, on_idle=self._on_idle,
+                                      baudrate=baudrate, min_period=tick_s, clock=clock)
 
-    def _bytes_cb(self, port: str, tw):
-        feed = self.pipeline.push
-        if tw is None:
-            return lambda data, t: feed(port, data, t)
-
-        def cb(data: bytes, t: float) -> None:
+    def _on_bytes(self, port: str, data: bytes, t: float) -> None:
+        tw = self.traces.get(port)
+        if tw is not None:
             tw.rx(data, int((t - tw.t0) * 1e9))
-            feed(port, data, t)
-        return cb
+        self.pipeline.push(port, data, t)
 
-    def _state_cb(self, port: str, tw):
-        def cb(state: str, t: float, detail: str) -> None:
-            if tw is not None and state in ("open", "close"):
-                tw.event(state, int((t - tw.t0) * 1e9), detail=detail)
-            self.pipeline.push_event(port, state, t, detail)
-            if state == "open":
-                # whatever a node said before we listened (its boot hello) is gone: ask again
-                with self.pipeline._lock:
-                    data, _ = self.pipeline.host_writer(C.NODE_BROADCAST).command(
-                        int(self.clock() * 1e6) & 0xFFFFFFFF, C.CMD_HELLO, ())
-                self._send(port, data)
-        return cb
+    def _on_state(self, port: str, state: str, t: float, detail: str) -> None:
+        tw = self.traces.get(port)
+        if tw is not None and state in ("open", "close"):
+            tw.event(state, int((t - tw.t0) * 1e9), detail=detail)
+        self.pipeline.push_event(port, state, t, detail)
+        if state == "open":
+            # whatever a node said before we listened (its boot hello) is gone: ask again
+            with self.pipeline._lock:
+                data, _ = self.pipeline.host_writer(C.NODE_BROADCAST).command(
+                    int(self.clock() * 1e6) & 0xFFFFFFFF, C.CMD_HELLO, ())
+            self._send(port, data)
+
+    def _on_idle(self, now: float) -> None:
+        self.pipeline.process_pending()
+        self.pipeline.poll()
+        if self.sync_interval_s and now >= self._next_sync:
+            self._next_sync = now + self.sync_interval_s
+            for port in self.ports:
+                if self.reader.is_open(port):
+                    self._req = (self._req + 1) & 0xFFFF
+                    t1 = self.clock()
+                    self._send(port, self.pipeline.sync_request(port, self._req, t1))
 
     def _send(self, port: str, data: bytes) -> bool:
-        r = self.readers.get(port)
-        if r is None:
-            return False
         tw = self.traces.get(port)
         if tw is not None:
             tw.tx(data, int((self.clock() - tw.t0) * 1e9))
-        return r.write(data)
+        return self.reader.write(port, data)
 
     def start(self) -> "Aggregator":
         if self._align_live:
             self.pipeline.start_aligner(self.clock())
-        for r in self.readers.values():
-            r.start()
-        self._ticker.start()
+        self.reader.start()
         return self
-
-    def _tick(self) -> None:
-        next_sync = self.clock()
-        while not self._halt.wait(self.tick_s):
-            self.pipeline.process_pending()
-            self.pipeline.poll()
-            now = self.clock()
-            if self.sync_interval_s and now >= next_sync:
-                next_sync = now + self.sync_interval_s
-                for port, r in self.readers.items():
-                    if r.opened.is_set():
-                        self._req = (self._req + 1) & 0xFFFF
-                        t1 = self.clock()
-                        self._send(port, self.pipeline.sync_request(port, self._req, t1))
 
     def command(self, node_id: int, name: str, *args: int, timeout: float = 1.0,
                 port: str | None = None) -> PendingCommand:
@@ -844,8 +828,8 @@ class Aggregator:
             raise ValueError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
         pl = self.pipeline
         node = pl.nodes.get(node_id)
-        if node is None and port is None and len(self.readers) == 1:
-            port = next(iter(self.readers))
+        if node is None and port is None and len(self.ports) == 1:
+            port = self.ports[0]
         if node is None and port is None:
             raise ValueError(f"node {node_id} not seen on any port (say which port)")
         target = port or node.port
@@ -858,11 +842,7 @@ class Aggregator:
         return cmd
 
     def stop(self) -> None:
-        self._halt.set()
-        for r in self.readers.values():
-            r.stop()
-        if self._ticker.is_alive():
-            self._ticker.join(2)
+        self.reader.stop()
         self.pipeline.process_pending()
         self.pipeline.poll()
         self.pipeline.finish()

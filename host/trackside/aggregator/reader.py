@@ -302,3 +302,125 @@ class CommandTracker:
             c.done.set()
         self.timeouts += len(out)
         return out
+
+
+class MultiPortReader(threading.Thread):
+    """Reads many serial ports in ONE thread with ``select`` (17 ports at 200 Hz cost far less CPU
+    than 17 threads waking per frame); reopens unplugged ports.
+
+    ``on_bytes(port, data, t_host)``, ``on_state(port, state, t_host, detail)`` as PortReader;
+    ``on_idle(now)`` runs in the same thread after each batch of reads (processing, timers).
+    Reads are batched: after a wake-up the thread reads every ready port, then waits at least
+    ``min_period`` before the next wake-up (latency vs CPU)."""
+
+    def __init__(self, ports: list[str], on_bytes: Callable[[str, bytes, float], None], *,
+                 on_state: Callable[[str, str, float, str], None] | None = None,
+                 on_idle: Callable[[float], None] | None = None, baudrate: int = 921600,
+                 retry_s: float = 0.05, min_period: float = 0.003, clock: Callable[[], float] = time.time):
+        super().__init__(name="trackside-ports", daemon=True)
+        self.ports = list(ports)
+        self.on_bytes = on_bytes
+        self.on_state = on_state or (lambda *a: None)
+        self.on_idle = on_idle or (lambda now: None)
+        self.baudrate = baudrate
+        self.retry_s = retry_s
+        self.min_period = min_period
+        self.clock = clock
+        self._ser: dict[str, serial.SerialBase] = {}
+        self._next_try: dict[str, float] = {p: 0.0 for p in self.ports}
+        self._announced: set[str] = set()
+        self._halt = threading.Event()
+        self._wlock = threading.Lock()
+        self.unplugs = {p: 0 for p in self.ports}
+        self.bytes_in = {p: 0 for p in self.ports}
+
+    def is_open(self, port: str) -> bool:
+        return port in self._ser
+
+    def write(self, port: str, data: bytes) -> bool:
+        ser = self._ser.get(port)
+        if ser is None:
+            return False
+        with self._wlock:
+            try:
+                ser.write(data)
+                return True
+            except (serial.SerialException, OSError):
+                return False
+
+    def _try_open(self, port: str, now: float) -> None:
+        try:
+            ser = serial.serial_for_url(port, baudrate=self.baudrate, timeout=0)
+            ser.fileno()
+        except (serial.SerialException, OSError, ValueError, AttributeError) as exc:
+            if port not in self._announced:
+                self._announced.add(port)
+                self.on_state(port, "error", now, str(exc))
+            self._next_try[port] = now + self.retry_s
+            return
+        self._announced.discard(port)
+        self._ser[port] = ser
+        self.on_state(port, "open", self.clock(), "")
+
+    def _drop(self, port: str, detail: str) -> None:
+        ser = self._ser.pop(port, None)
+        if ser is not None:
+            try:
+                ser.close()
+            except Exception:  # the device is gone: nothing to close cleanly
+                pass
+        self.unplugs[port] += 1
+        self._announced.add(port)   # while unplugged, a missing device is expected
+        now = self.clock()
+        self._next_try[port] = now + self.retry_s
+        self.on_state(port, "close", now, detail)
+
+    def run(self) -> None:
+        import os
+        import select
+
+        last = 0.0
+        while not self._halt.is_set():
+            now = self.clock()
+            for port in self.ports:
+                if port not in self._ser and now >= self._next_try[port]:
+                    self._try_open(port, now)
+            fds = {}
+            for port, ser in self._ser.items():
+                fds[ser.fileno()] = port
+            wait = max(0.0, self.min_period - (time.monotonic() - last))
+            if wait:
+                self._halt.wait(wait)
+            try:
+                ready = select.select(list(fds), [], [], 0.02)[0] if fds else []
+            except (OSError, ValueError):
+                ready = list(fds)    # a closed fd: the reads below find out which
+            if not fds:
+                self._halt.wait(self.retry_s)
+            last = time.monotonic()
+            t = self.clock()
+            for fd in ready:
+                port = fds[fd]
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:      # EIO: cable pulled / pty closed
+                    self._drop(port, str(exc))
+                    continue
+                if not data:
+                    self._drop(port, "end of file")
+                    continue
+                self.bytes_in[port] += len(data)
+                self.on_bytes(port, data, t)
+            self.on_idle(self.clock())
+        for port in list(self._ser):
+            try:
+                self._ser.pop(port).close()
+            except Exception:  # closing at shutdown: ignore a vanished device
+                pass
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout)
