@@ -146,7 +146,7 @@ class SampleBatcher:
         next(self._gen)
 
     # -- public API -------------------------------------------------------------------------
-    def add(self, t_us, s):
+    def add(self, t_us: int, s) -> bool:
         """Append one sample; True when a frame is complete (then call frame())."""
         self._t = t_us
         try:
@@ -155,7 +155,7 @@ class SampleBatcher:
             self._restart()
             raise ValueError("SampleBatcher.add: s must hold %d int16 values (%r)" % (9 if self.raw else 13, e))
 
-    def flush(self):
+    def flush(self) -> bool:
         """Close the current partial frame; True when a frame is ready (then call frame())."""
         return self._send(None)
 
@@ -179,13 +179,13 @@ class SampleBatcher:
             self._finish(self._o, self._n)
         return self._views[self._len]
 
-    def mark_gap(self):
+    def mark_gap(self) -> bool:
         """Samples were lost: close the current frame (True if one is ready), flag the next."""
         r = self.flush()
         self._flags |= F_GAP
         return r
 
-    def set_period(self, period_us):
+    def set_period(self, period_us: int) -> bool:
         """Change the sample period; closes the current frame (True if one is ready)."""
         if not 1 <= period_us <= 0xFFFF:
             raise ValueError("period_us must be 1..65535")
@@ -193,7 +193,7 @@ class SampleBatcher:
         self.period_us = period_us
         return r
 
-    def set_raw(self, raw):
+    def set_raw(self, raw: bool) -> bool:
         """Switch raw-only (9 values) / fused (13 values); closes the current frame."""
         r = self.flush()
         self.raw = bool(raw)
@@ -516,7 +516,7 @@ class SampleBatch(Message):
         self.period_us, self.flags, self.samples = parse_samples(b)
 
 
-def parse_samples(b):
+def parse_samples(b: bytes) -> tuple:
     """(period_us, flags, samples) of a sample-batch body; ValueError when malformed.
 
     Pure Python, runs on MicroPython (gateway) too. Trailing bytes after the n samples are

@@ -31,21 +31,21 @@ class StreamDecoder:
     unknown types as ``tsproto.messages.Unknown`` (raw_type, body).
     """
 
-    def __init__(self, max_frame=2048, keep_unknown=False):
+    def __init__(self, max_frame: int = 2048, keep_unknown: bool = False):
         self.max_frame = max_frame
         self.keep_unknown = keep_unknown
         self._pending = bytearray()
         for k in _COUNTERS:
             setattr(self, k, 0)
 
-    def stats(self):
+    def stats(self) -> dict:
         """All counters as a dict."""
         d = {}
         for k in _COUNTERS:
             d[k] = getattr(self, k)
         return d
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> list:
         """Decode as much as possible; returns the list of complete messages (maybe empty)."""
         out = []
         pend = self._pending
@@ -68,7 +68,7 @@ class StreamDecoder:
         self._pending = pend
         return out
 
-    def close(self):
+    def close(self) -> None:
         """End of stream: count bytes of an unfinished frame as discarded."""
         self.bytes_discarded += len(self._pending)
         self._pending = bytearray()
@@ -100,7 +100,7 @@ class StreamDecoder:
             out.append(m)
 
 
-def recover_tail(chunk, counters=None):
+def recover_tail(chunk: bytes, counters=None):
     """Find an intact frame at the end of a bad chunk: (start, message or None) or None.
 
     Tries every start from the front: a candidate must be a COBS block chain ending exactly at
@@ -126,7 +126,7 @@ def recover_tail(chunk, counters=None):
     return None
 
 
-def decode_payload(p, counters=None):
+def decode_payload(p: bytes, counters=None):
     """Message of one COBS-decoded payload; None when skipped, False when invalid.
 
     ``counters``: an object with the StreamDecoder counter attributes (or None).
@@ -168,7 +168,7 @@ def decode_payload(p, counters=None):
     return m
 
 
-def decode_frame(wire_bytes):
+def decode_frame(wire_bytes: bytes):
     """Decode exactly one wire frame (with or without the trailing 0x00); raises ValueError."""
     b = bytes(wire_bytes)
     if b.endswith(b"\x00"):

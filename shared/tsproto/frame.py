@@ -21,12 +21,12 @@ from tsproto.messages import Ack, Command, Hello, Log, Nack, Status, TimeSyncRep
 _HDR = "<BBBHI"
 
 
-def crc(data, value=CRC_INIT):
+def crc(data: bytes, value: int = CRC_INIT) -> int:
     """CRC-32 of the protocol (zlib CRC-32 started as if a 0x00 byte preceded ``data``)."""
     return _crc32(data, value) & 0xFFFFFFFF
 
 
-def cobs_encode(data):
+def cobs_encode(data: bytes) -> bytearray:
     """COBS-encode ``data`` (any length); returns a bytearray without the 0x00 delimiter."""
     n = len(data)
     out = bytearray(n + n // 254 + 2)
@@ -52,7 +52,7 @@ def cobs_encode(data):
     return out[:o]
 
 
-def cobs_decode(data):
+def cobs_decode(data: bytes) -> bytearray:
     """Decode one COBS block sequence (no delimiter inside); raises ValueError when malformed."""
     n = len(data)
     if b"\x00" in data:
@@ -92,7 +92,7 @@ def parse_header(p):
     return struct.unpack_from(_HDR, p, 0)
 
 
-def check_payload(p):
+def check_payload(p: bytes) -> bool:
     """True when the payload is long enough and its CRC matches."""
     n = len(p)
     if n < MIN_PAYLOAD:
@@ -109,24 +109,24 @@ class FrameWriter:
     other messages share the sequence.
     """
 
-    def __init__(self, node_id):
+    def __init__(self, node_id: int):
         if not 0 <= node_id <= 0xFF:
             raise ValueError("node_id must be 0..255")
         self.node_id = node_id
         self.seq = 0
 
-    def next_seq(self):
+    def next_seq(self) -> int:
         s = self.seq
         self.seq = (s + 1) & 0xFFFF
         return s
 
-    def frame(self, mtype, t_us, body=b"", version=VERSION):
+    def frame(self, mtype: int, t_us: int, body: bytes = b"", version: int = VERSION) -> bytes:
         """Wire bytes of one message with the next sequence number."""
         if HEADER_LEN + len(body) + 4 > MAX_PAYLOAD:
             raise ValueError("message body too long for one frame")
         return wire(payload(mtype, self.node_id, self.next_seq(), t_us, body, version))
 
-    def encode(self, msg, t_us):
+    def encode(self, msg, t_us: int) -> bytes:
         """Wire bytes of a Message object (its header fields are ignored)."""
         try:
             body = msg.body()
