@@ -241,3 +241,49 @@ except ValueError as e:
 print(enc.add(2, [1] * 13), enc.flush())
 """
     assert _run(code).text.split() == ["ValueError", "True", "False", "True"]
+
+
+def test_corrupted_stream_same_counters_on_micropython(tmp_path):
+    # The gateway's decoder is the same code: on MicroPython it must survive the same damage
+    # and count exactly what CPython counts.
+    import random
+
+    from tsproto import FrameWriter
+
+    rnd = random.Random(11)
+    frames = encode([[(k * 37 + i * 101) % 3000 - 1500 for i in range(13)] for k in range(300)], spf=20)
+    w = FrameWriter(4)
+    frames += [w.hello(1, 200, 8, 2000, 4912, 1, 3, "1.0", "MPU9250"), w.log(2, 20, "caf\u00e9"),
+               w.status(3, 3900, 2500, 0, 0, 0, 50000, 1), w.frame(0x10, 0, b"\x01\x02\x03\x05")]
+    data = bytearray(b"".join(frames))
+    for _ in range(25):
+        p = rnd.randrange(len(data))
+        op = rnd.random()
+        if op < 0.5:
+            data[p] ^= 1 << rnd.randrange(8)
+        elif op < 0.75:
+            data[p:p] = bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(1, 20)))
+        else:
+            del data[p : p + rnd.randrange(1, 30)]
+    f = tmp_path / "bad.bin"
+    f.write_bytes(bytes(data))
+    code = """
+from tsproto.decoder import StreamDecoder
+data = open('/data/bad.bin', 'rb').read()
+dec = StreamDecoder()
+n = 0
+for i in range(0, len(data), 61):
+    for m in dec.feed(data[i:i + 61]):
+        n += len(m.samples) if m.type == 0x10 else 1
+dec.close()
+s = dec.stats()
+print(n, ' '.join('%s=%d' % (k, s[k]) for k in sorted(s)))
+"""
+    res = _run(code, files=[(f, "/data/bad.bin")])
+    ref = StreamDecoder()
+    msgs = ref.feed(bytes(data))
+    ref.close()
+    n = sum(len(m.samples) if m.type == 0x10 else 1 for m in msgs)
+    s = ref.stats()
+    assert res.text.strip() == "%d %s" % (n, " ".join("%s=%d" % (k, s[k]) for k in sorted(s)))
+    assert s["crc_errors"] + s["cobs_errors"] > 0 and s["malformed"] == 1
