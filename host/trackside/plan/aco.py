@@ -137,7 +137,9 @@ class CoreUnavailableError(ImportError):
 
 def _load_core():
     try:
-        from trackside.plan import _core  # type: ignore[attr-defined]
+        import importlib
+
+        _core = importlib.import_module("trackside.plan._core")
     except ImportError as exc:
         raise CoreUnavailableError(
             "trackside.plan's C core (trackside.plan._core) is not built: reinstall with "
