@@ -71,11 +71,20 @@ class HostFilterParams:
     rotate. It is learnt when a disturbance appears (see mag_bias_dist_walk_ut_s)."""
     mag_bias_walk_ut_s: float = 0.01
     """Hard-iron random walk while the field looks undisturbed (uT per sqrt(s))."""
-    mag_bias_dist_walk_ut_s: float = 20.0
+    mag_bias_jump_ut: float = 50.0
+    """Standard deviation of the offset jump assumed when a disturbance begins (uT): a magnet
+    attached at 1 cm gives tens of uT."""
+    mag_bias_dist_walk_ut_s: float = 1.0
     """Hard-iron random walk while the field is disturbed (uT per sqrt(s)): lets b_m follow a
-    magnet attached to the sensor."""
+    magnet that moves on the sensor."""
     mag_dist_ut: float = 5.0
     """Disturbance threshold on the distance of (horizontal, vertical) field from the reference (uT)."""
+    mag_bias_conv_ut: float = 1.5
+    """A learnt offset is trusted (magnetometer back in use) once its standard deviation is
+    below this (uT)."""
+    mag_restore_s: float = 1.0
+    """After a disturbance, the calibrated offset is restored once the field has matched it
+    this long (s)."""
     mag_dist_tau_s: float = 0.1
     """Low-pass time constant of the disturbance test statistic (s)."""
     mag_ref_tau_s: float = 10.0
@@ -207,6 +216,8 @@ class FilterTrace:
     p_prior: np.ndarray     # M x NS x NS prior covariance (prediction from step j-1)
     phi_m: np.ndarray       # M x 3 x 3 attitude/gyro-bias block of the transition j-1 -> j
     disturbed: np.ndarray   # M bool: magnetometer flagged as disturbed
+    reset: np.ndarray       # M bool: the calibrated offset was restored at this step (no
+                            # smoothing of b_m across it)
 
 
 class HostEKF:
@@ -241,8 +252,15 @@ class HostEKF:
                          + [0.0])
         self.ref_h = 0.0  # learnt reference field: horizontal strength (uT) ...
         self.ref_v = 0.0  # ... and vertical component (uT, negative in the north)
-        self.dist_stat = 0.0
+        self.dist_stat = 0.0   # low-passed field test with the calibrated offset b_m0
+        self.dist_stat1 = 0.0  # ... with the current estimate b_m
         self.disturbed = False
+        self.mode = 0          # see _classify_field
+        self.bm0 = np.zeros(3)
+        self.P_bm0 = np.eye(3) * p.mag_bias_init_ut ** 2
+        self.turned = 0.0      # rotation angle (rad) since the disturbance began
+        self.calm_time = 0.0   # time (s) the calibrated field has fitted again
+        self._was_reset = False
         self.gyr_lp = np.zeros(3)
         self.acc_lp = np.zeros(3)
         self.rest_time = 0.0
@@ -277,6 +295,8 @@ class HostEKF:
         wx, wy, wz = gx - bx, gy - by, gz - bz
         dt = self.dt
         self.q = _qnorm(_qmul(self.q, _qexp(wx * dt, wy * dt, wz * dt)))
+        if self.mode == 2:
+            self.turned += math.sqrt(wx * wx + wy * wy + wz * wz) * dt
         w, x, y, z = self.q
         r = self._rsum
         r[0] += 1 - 2 * (y * y + z * z); r[1] += 2 * (x * y - w * z); r[2] += 2 * (x * z + w * y)
@@ -375,16 +395,6 @@ class HostEKF:
         rt = _qmat(self.q).T
 
         mc = mag - self.bm
-        me = rt.T @ mc
-        dh = math.hypot(me[0], me[1]) - self.ref_h
-        dv = me[2] - self.ref_v
-        stat = math.hypot(dh, dv)
-        self.dist_stat += (1.0 - math.exp(-dt / p.mag_dist_tau_s)) * (stat - self.dist_stat)
-        # Hysteresis: flagged above the threshold, cleared below 60 % of it.
-        if self.disturbed:
-            self.disturbed = self.dist_stat > 0.6 * p.mag_dist_ut
-        else:
-            self.disturbed = self.dist_stat > p.mag_dist_ut
         # Predicted field R^T Rz(psi) m_ref; Jacobians: heading column of R^T [m]x (m = Rz m_ref),
         # -that for psi (turning the field is turning the sensor back), identity for b_m.
         cp, sp = math.cos(self.psi), math.sin(self.psi)
@@ -393,12 +403,76 @@ class HostEKF:
         H[:, 2] = rt @ np.array([mref[1], -mref[0], 0.0])
         H[:, 9] = -H[:, 2]
         self._update(mc - rt @ mref, H, p.mag_noise_ut ** 2, consider=self.disturbed)
-        if not self.disturbed:
+        if self.mode == 0:
+            self.bm0[:] = self.bm
             b = 1.0 - math.exp(-dt / p.mag_ref_tau_s)
             me = _qmat(self.q) @ (mag - self.bm)
             self.ref_h += b * (math.hypot(me[0], me[1]) - self.ref_h)
             self.ref_v += b * (me[2] - self.ref_v)
         self._bg = (float(self.bg[0]), float(self.bg[1]), float(self.bg[2]))
+
+    def _open_offset(self) -> None:
+        """A disturbance began: the offset may have jumped by up to mag_bias_jump_ut."""
+        j = self.params.mag_bias_jump_ut ** 2
+        self.P[6, 6] += j
+        self.P[7, 7] += j
+        self.P[8, 8] += j
+
+    def _field_stat(self, r: np.ndarray, mag: np.ndarray, bias: np.ndarray) -> float:
+        """Distance (uT) of the field's (horizontal, vertical) components from the reference."""
+        me = r @ (mag - bias)
+        return math.hypot(math.hypot(me[0], me[1]) - self.ref_h, me[2] - self.ref_v)
+
+    def _classify_field(self, r: np.ndarray, mag: np.ndarray, dt: float) -> None:
+        """Magnetometer mode: 0 = field as calibrated (offset b_m0), 1 = a new sensor-fixed offset
+        has been learnt (magnet attached), 2 = disturbed (gyro only; b_m learns).
+
+        Mode 1 needs the learnt offset to fit, to have converged, and the sensor to have turned
+        by more than a radian while learning: only then is the offset known to be fixed to the
+        sensor rather than a field fixed in the room (a magnet nearby). The calibrated offset is
+        tested first, so removing an attached magnet restores it at once.
+        """
+        p = self.params
+        thr = p.mag_dist_ut
+        c = 1.0 - math.exp(-dt / p.mag_dist_tau_s)
+        self.dist_stat += c * (self._field_stat(r, mag, self.bm0) - self.dist_stat)
+        if self.mode == 0:
+            if self.dist_stat > thr:
+                self.mode = 2
+                self.turned = 0.0
+                self.dist_stat1 = self.dist_stat
+                self.P_bm0 = self.P[6:9, 6:9].copy()
+                self.calm_time = 0.0
+                self.disturbed = True
+                self._open_offset()
+            return
+        self.dist_stat1 += c * (self._field_stat(r, mag, self.bm) - self.dist_stat1)
+        # Calibrated field again (magnet gone) for a while, and fitting at least as well as a
+        # learnt offset: restore b_m0. The hold time keeps a magnet that happens to give the
+        # reference field in one orientation from being taken for gone.
+        if self.dist_stat < 0.6 * thr and (self.mode == 2 or self.dist_stat <= self.dist_stat1):
+            self.calm_time += dt
+        else:
+            self.calm_time = 0.0
+        if self.calm_time >= p.mag_restore_s:
+            self.mode = 0
+            self.bm[:] = self.bm0
+            P = self.P
+            P[6:9, :] = 0.0
+            P[:, 6:9] = 0.0
+            P[6:9, 6:9] = self.P_bm0
+            self.disturbed = False
+            self._was_reset = True
+            return
+        if self.mode == 2:
+            converged = max(self.P[6, 6], self.P[7, 7], self.P[8, 8]) < p.mag_bias_conv_ut ** 2
+            if converged and self.turned > 1.0 and self.dist_stat1 < 0.6 * thr:
+                self.mode = 1
+        elif self.dist_stat1 > thr:
+            self.mode = 2
+            self.turned = 0.0
+            self._open_offset()
+        self.disturbed = self.mode == 2
 
     # -- public ------------------------------------------------------------------------------
     def step(self, gyr: np.ndarray, acc: np.ndarray, mag: np.ndarray) -> tuple:
@@ -411,6 +485,7 @@ class HostEKF:
                             float(acc[0]), float(acc[1]), float(acc[2]))
         if self.count % self.decimation == 0:
             self._predict_cov()
+            self._classify_field(_qmat(self.q), np.asarray(mag, float), self.dt * self.decimation)
             self._correct(np.asarray(gyr, float), np.asarray(acc, float), np.asarray(mag, float))
         self.count += 1
         return self.q
@@ -430,7 +505,8 @@ class HostEKF:
             m = len(steps)
             tr = FilterTrace(steps, np.empty((m, 4)), np.empty((m, 7)),
                              np.empty((m, 4)), np.empty((m, 7)), np.empty((m, NS, NS)),
-                             np.empty((m, NS, NS)), np.zeros((m, 3, 3)), np.zeros(m, bool))
+                             np.empty((m, NS, NS)), np.zeros((m, 3, 3)), np.zeros(m, bool),
+                             np.zeros(m, bool))
         glist = gyr.tolist()
         alist = acc.tolist()
         for k in range(n):
@@ -443,6 +519,12 @@ class HostEKF:
             if k % d == 0:
                 j = k // d
                 phi = self._predict_cov()
+                # Field classification first: a disturbance's offset jump (covariance inflation)
+                # then belongs to this step's prior, as process noise, for the smoother.
+                self._classify_field(_qmat(self.q), mag[k], self.dt * d)
+                if tr is not None:
+                    tr.reset[j] = self._was_reset
+                self._was_reset = False
                 if tr is not None:
                     tr.p_prior[j] = self.P
                     tr.phi_m[j] = phi

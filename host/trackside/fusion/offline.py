@@ -77,9 +77,13 @@ def rts_smooth(quat_fwd: np.ndarray, trace: Any) -> np.ndarray:
     d = np.zeros((m, ns))      # smoothed correction of the prior at step j (= Delta_j + e_j)
     d[m - 1] = delta[m - 1]
     cur = np.zeros(ns)
+    reset = trace.reset
     for j in range(m - 2, -1, -1):
         nxt = delta[j + 1] + cur
         d[j + 1] = nxt
+        if reset[j + 1]:  # offset restored by fiat: nothing about b_m flows back across it
+            nxt = nxt.copy()
+            nxt[6:9] = 0.0
         cur = c[j] @ nxt
         e[j] = cur
     d[0] = delta[0] + e[0]
