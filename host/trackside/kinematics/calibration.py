@@ -92,7 +92,8 @@ def heading_from_thighs(sensor_quats: Mapping[str, np.ndarray], standing_quat: M
         acc += down_e[:, :2].mean(axis=0)
         used += 1
     if not used or np.linalg.norm(acc) < 1e-3:
-        raise ValueError("no thigh motion to take the heading from")
+        raise ValueError("no thigh node data in the steps window to take the heading from: give the heading "
+                         "(e.g. heading_from_track(foot_track(...).footprints)) or assign thigh nodes")
     return float(np.arctan2(acc[1], acc[0]))
 
 
