@@ -304,6 +304,52 @@ def _filled(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def heading_from_swing(time_s: np.ndarray, quat: dict[str, np.ndarray], gyr: dict[str, np.ndarray],
+                       stand: tuple[float, float], run: tuple[float, float]) -> float:
+    """Running direction (rad, ENU) from the legs' swing axis.
+
+    While running, thighs and shanks rotate mostly about the medio-lateral axis: the dominant
+    horizontal direction of their earth-frame angular velocity is that axis, the heading is
+    perpendicular to it. The 180-degree ambiguity is settled by
+    :func:`trackside.kinematics.calibration.heading_from_thighs` (or the shanks' equivalent),
+    which alone is biased by a single leg's ab/adduction and a short window (tens of degrees
+    with one thigh over 1.5 s). ``quat``/``gyr``: segment -> sensor quaternions / rates (rad/s).
+    """
+    from trackside.kinematics.calibration import heading_from_thighs, mean_quat
+    from trackside.kinematics.quat import rotate
+
+    t = np.asarray(time_s, float)
+    sel = (t >= run[0]) & (t < run[1])
+    st = (t >= stand[0]) & (t < stand[1])
+    scatter = np.zeros((2, 2))
+    rough_in, rough_std = {}, {}
+    for seg in ("left_thigh", "right_thigh", "left_shank", "right_shank"):
+        if seg not in quat or seg not in gyr:
+            continue
+        q, w = quat[seg][sel], gyr[seg][sel]
+        ok = np.all(np.isfinite(q), axis=1) & np.all(np.isfinite(w), axis=1)
+        if ok.sum() < 10:
+            continue
+        h = rotate(q[ok], w[ok])[:, :2]
+        scatter += h.T @ h
+        try:
+            # heading_from_thighs reads thigh names: hand it the shanks under those names if needed
+            name = seg.replace("shank", "thigh")
+            if name not in rough_in:
+                rough_std[name] = mean_quat(quat[seg][st])
+                rough_in[name] = quat[seg]
+        except ValueError:
+            pass
+    if not scatter.any() or not rough_in:
+        raise ValueError("no thigh or shank data to take the heading from")
+    rough = heading_from_thighs(rough_in, rough_std, sel)
+    evals, evecs = np.linalg.eigh(scatter)
+    left = evecs[:, int(np.argmax(evals))]
+    cands = [np.arctan2(-left[0], left[1]), np.arctan2(left[0], -left[1])]  # forward = left turned -90 deg
+    diff = [abs(np.angle(np.exp(1j * (c - rough)))) for c in cands]
+    return float(cands[int(np.argmin(diff))])
+
+
 def export_session(sess: dict, cfg: DemoConfig, skeleton) -> dict:
     """Calibrate (standing window, heading from the thighs while running) and write the outputs."""
     from trackside.kinematics.export import export_from_nodes
@@ -318,12 +364,18 @@ def export_session(sess: dict, cfg: DemoConfig, skeleton) -> dict:
     walk = (cfg.stand_s + cfg.blend_s, float(t[-1]) + 1e-9)
     if walk[1] - walk[0] < 0.5:
         raise DemoError("too short to take the heading from the run: give more --seconds")
+    by_seg = {seg: nid for nid, seg in sess["segments"].items() if nid in sess["quat"]}
+    try:
+        heading = heading_from_swing(t, {s: sess["quat"][i][:n] for s, i in by_seg.items()},
+                                     {s: sess["gyr"][i][:n] for s, i in by_seg.items()}, stand, walk)
+    except ValueError:
+        heading = None  # no legs: the export's own estimate (needs the thighs) decides or refuses
     feet = {}
     for nid, seg in sess["segments"].items():
         if seg in ("left_foot", "right_foot") and nid in sess["acc"]:
             feet[seg.split("_")[0]] = {"gyr": _filled(sess["gyr"][nid][:n]), "acc": _filled(sess["acc"][nid][:n])}
     try:
-        res = export_from_nodes(cfg.out, t, node_q, assign, skeleton, stand=stand, walk=walk,
+        res = export_from_nodes(cfg.out, t, node_q, assign, skeleton, stand=stand, walk=walk, heading_rad=heading,
                                 foot_nodes=feet or None, fs=float(cfg.rate_hz), plots=cfg.plots,
                                 extra={"source": "trackside demo", **cfg.extra})
     except ValueError as exc:
@@ -393,7 +445,8 @@ def format_summary(s: dict, cfg: DemoConfig) -> str:
     lines.append(f"alignment: grid residual max {max(errs) if errs else float('nan'):.3f} ms, node start skew "
                  f"{s['start_skew_ms']:.1f} ms"
                  + (f", aggregator host-clock fit residual max {max(res):.0f} us" if res else ""))
-    lines.append(f"calibration: standing 0-{cfg.stand_s:g} s, heading from the thighs {s['heading_deg']:.1f} deg")
+    lines.append(f"calibration: standing 0-{cfg.stand_s:g} s, running heading {s['heading_deg']:.1f} deg "
+                 f"(legs' swing axis)")
     g = s.get("gait")
     if g:
         def f(k, scale=1.0, unit=""):
