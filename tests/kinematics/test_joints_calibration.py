@@ -180,3 +180,17 @@ def test_bvh_channels_stay_continuous_past_90_degrees():
     assert knee[:, 1].max() == pytest.approx(130.0, abs=0.1)  # X carries the flexion (sign per BVH axes)
     assert np.abs(knee[:, [0, 2]]).max() < 1e-6
     assert clinical_angles(q)["left_knee_flexion"].max() == pytest.approx(130.0, abs=0.1)
+
+
+def test_heading_from_legs_short_window_and_one_thigh(run):
+    """The swing axis fixes the heading even from 0.8 s of steps and a single thigh's sign."""
+    from trackside.kinematics.calibration import heading_from_legs, mean_quat
+
+    mo, mounts, sensors = run
+    st = mo.time_s < 1.5
+    sel = (mo.time_s >= 3.2) & (mo.time_s < 4.0)
+    legs = {k: sensors[k] for k in ("left_thigh", "left_shank", "right_shank")}
+    h = heading_from_legs(legs, {k: mean_quat(q[st]) for k, q in legs.items()}, sel)
+    assert np.degrees(h) == pytest.approx(-50.0, abs=0.5)
+    with pytest.raises(ValueError, match="thigh"):
+        heading_from_legs({"left_shank": sensors["left_shank"]}, {"left_shank": mean_quat(sensors["left_shank"][st])}, sel)

@@ -6,9 +6,11 @@ In the standing pose every segment frame equals the athlete's heading frame ``ya
 ``m = conj(yaw(psi)) * q_s(standing)``. Gravity fixes two of m's three angles; the heading
 ``psi`` fixes the third and is shared by all nodes:
 
-- :func:`heading_from_thighs`: during a few steps forward, the thigh's long axis (known from the
-  standing pose alone) points on average forward-down, because hips flex far more than they
-  extend; the mean horizontal direction of "knee below hip" is the walking direction.
+- :func:`heading_from_legs` (the default): during a few steps forward, thighs and shanks swing
+  about the medio-lateral axis, the principal horizontal axis of their earth-frame rotation;
+  the heading is perpendicular to it, the sign from :func:`heading_from_thighs`: the thigh's
+  long axis (known from the standing pose alone) points on average forward-down, because hips
+  flex far more than they extend.
 - :func:`heading_from_track`: the direction of a foot's (or pelvis') displacement, e.g. from
   :func:`trackside.kinematics.gait.foot_track`.
 - or a known heading (radians, ENU: 0 = east, counter-clockwise).
@@ -30,7 +32,7 @@ from trackside.kinematics.quat import from_rot, qconj, qmul, rotate, to_rot, yaw
 from trackside.kinematics.skeleton import Skeleton
 
 __all__ = [
-    "Calibration", "CalibrationTimeline", "mean_quat", "standing_mounts", "heading_from_thighs",
+    "Calibration", "CalibrationTimeline", "mean_quat", "standing_mounts", "heading_from_thighs", "heading_from_legs",
     "heading_from_track", "hold_missing", "segments_from_sensors",
 ]
 
@@ -97,6 +99,41 @@ def heading_from_thighs(sensor_quats: Mapping[str, np.ndarray], standing_quat: M
     return float(np.arctan2(acc[1], acc[0]))
 
 
+def heading_from_legs(sensor_quats: Mapping[str, np.ndarray], standing_quat: Mapping[str, np.ndarray],
+                      sel: np.ndarray | None = None) -> float:
+    """Walking/running direction (rad, ENU) from the legs' swing axis, sign from the thighs.
+
+    Thighs and shanks rotate mostly about the medio-lateral axis while stepping: the dominant
+    horizontal direction of their earth-frame angular velocity (principal axis, from the
+    orientation series alone) is that axis and the heading is perpendicular to it. That is
+    robust to short windows and to one leg's ab/adduction; its 180-degree ambiguity is settled
+    by :func:`heading_from_thighs` (knee ahead of the hip on average).
+    """
+    rough = heading_from_thighs(sensor_quats, standing_quat, sel)
+    scatter = np.zeros((2, 2))
+    for seg in ("left_thigh", "right_thigh", "left_shank", "right_shank"):
+        if seg not in sensor_quats:
+            continue
+        q = np.asarray(sensor_quats[seg], float)
+        if sel is not None:
+            q = q[sel]
+        ok = np.all(np.isfinite(q[1:]), axis=1) & np.all(np.isfinite(q[:-1]), axis=1)
+        if ok.sum() < 10:
+            continue
+        # earth-frame rotation between samples (rate times dt: the scale does not matter here)
+        h = to_rot(qmul(q[1:][ok], qconj(q[:-1][ok]))).as_rotvec()[:, :2]
+        scatter += h.T @ h
+    if not scatter.any():
+        return rough
+    evals, evecs = np.linalg.eigh(scatter)
+    if evals[1] < 2.0 * evals[0]:  # no clear swing axis (not stepping straight): keep the rough one
+        return rough
+    lat = evecs[:, 1]
+    cands = [np.arctan2(-lat[0], lat[1]), np.arctan2(lat[0], -lat[1])]
+    diff = [abs(np.angle(np.exp(1j * (c - rough)))) for c in cands]
+    return float(cands[int(np.argmin(diff))])
+
+
 def heading_from_track(positions: np.ndarray) -> float:
     """Heading (rad, ENU) of a displacement: from the first to the last valid horizontal position."""
     p = np.asarray(positions, float)
@@ -135,7 +172,7 @@ class Calibration:
                     means[seg] = mean_quat(q)
                 except ValueError:
                     pass
-            heading_rad = heading_from_thighs(sensor_quats, means, w)
+            heading_rad = heading_from_legs(sensor_quats, means, w)
         return cls(float(stand[0]), float(heading_rad), standing_mounts(standing, heading_rad))
 
 
