@@ -183,3 +183,12 @@ def test_known_optima_are_feasible_and_match():
         assert p.objective(X)[0] == pytest.approx(p.f_best, rel=2e-5), name
         if p.constraints is not None:
             assert p.constraints(X).max() < 1e-5, name
+
+
+@needs_core
+def test_epsilon_ranking_runs_and_backends_agree():
+    p = tp.pressure_vessel()
+    kw = dict(max_evals=700, seed=5, eps_evals=400, eps_theta=0.6)
+    rc = minimize(p.objective, p.variables, p.constraints, backend="c", **kw)
+    rn = minimize(p.objective, p.variables, p.constraints, backend="numpy", **kw)
+    assert rc.fun == pytest.approx(rn.fun, rel=1e-9) and rc.feasible
