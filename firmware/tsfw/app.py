@@ -48,7 +48,11 @@ _I16_MAX = const(32767)
 _I16_MIN = const(-32768)
 _STILL_COUNTS = const(400)
 _HALF_TICKS = const(1 << 29)
-_IO_FAILS_LOST = const(50)     # consecutive failed FIFO reads before the sensor counts as gone     # gyro calibration: max spread (counts) per axis while "still"
+_IO_FAILS_LOST = const(50)
+# first in-frame index at which a sample might not fit a 248-byte payload at worst-case sizes:
+# 14 header bytes + first sample (26 fused / 18 raw) + k x (27 / 19) > 245 - one more sample
+_CARRY_FUSED = const(7)
+_CARRY_RAW = const(10)     # consecutive failed FIFO reads before the sensor counts as gone     # gyro calibration: max spread (counts) per axis while "still"
 
 
 class App:
@@ -99,7 +103,7 @@ class App:
         self._t_wraps = 0        # ticks_us wraps seen: node time on the wire is 32-bit
         self._t_last = -1        # newest tick value extended so far (-1: none yet)
         self._t_valid = False
-        self._new_frame = True
+        self._in_frame = 0
         self._last_drain = 0
         self._drain_us = 20000
         self._period_us = 5000
@@ -198,7 +202,7 @@ class App:
         self._mag_wait = self.filter is not None and bool(getattr(self.sensor, "has_mag", False))
         self.batcher = SampleBatcher(self.writer, SAMPLES_PER_FRAME, self._period_us,
                                      cfg["mode"] == "raw" or self.filter is None)
-        self._new_frame = True
+        self._in_frame = 0
         self._t_valid = False
 
     def _make_filter(self):
@@ -306,7 +310,7 @@ class App:
             self._ov_seen = drv.overflows
             if self.batcher.mark_gap():
                 self._write_frame()
-            self._new_frame = True
+            self._in_frame = 0
             self._t_valid = False
         if n <= 0:
             return 0
@@ -381,7 +385,14 @@ class App:
                 self.filter.update_block(fin, n, qo)
         s = self._s
         ts = self._ts
-        new = self._new_frame  # (no "add = batcher.add": a bound method object per drain)
+        # k: samples already in the batcher's open frame. The batcher uses a sample's time only
+        # when the sample opens a frame: the first one (k == 0), or one that did not fit the
+        # previous frame and is carried into the next. A carry is possible only once the frame
+        # could be nearly full at worst-case sample sizes (k >= carry_from); only those samples
+        # get their real 32-bit time (a boxed int once the node time passed 2**30 us), the others
+        # pass 0, which the batcher ignores.
+        k = self._in_frame  # (no "add = batcher.add": a bound method object per drain)
+        carry_from = _CARRY_RAW if batcher.raw else _CARRY_FUSED
         j = 0
         o = 0
         for i in range(n):
@@ -399,18 +410,19 @@ class App:
                 s[10] = qo[o + 1]
                 s[11] = qo[o + 2]
                 s[12] = qo[o + 3]
-            if new:
-                # first sample of a frame: its 32-bit node time (may box one int per frame)
-                new = False
-                if batcher.add(self._time32(ts[i]), s):
-                    self._write_frame()
-                    new = True
-            elif batcher.add(0, s):
-                self._write_frame()
-                new = True
+            if k == 0 or k >= carry_from:
+                done = batcher.add(self._time32(ts[i]), s)
+            else:
+                done = batcher.add(0, s)
+            if done:
+                # the closed frame's sample count (wire byte 13, never 0 so COBS leaves it)
+                # says whether this sample is in it or opens the next frame
+                k = 1 if self._write_frame() <= k else 0
+            else:
+                k += 1
             j += 9
             o += 4
-        self._new_frame = new
+        self._in_frame = k
         self.samples += n
 
     def _mag_correct(self, j):
@@ -487,15 +499,17 @@ class App:
             self._t_last = t
         if w == 0:
             return t
-        return (w << 30) | t  # >= 2**30: a boxed int, once per frame at most
+        return (w << 30) | t  # >= 2**30: a boxed int
 
     def _write_frame(self):
+        """Send the batcher's completed frame; returns its sample count."""
         f = self.batcher.frame()
         if self.link.write(f, len(f)):
             self.frames_sent += 1
         else:
             self.link_errors += 1
-        self._new_frame = True
+        self._in_frame = 0
+        return f[13]
 
     # ------------------------------------------------------------------ gyro calibration
     def _cal_add(self, gx, gy, gz):
@@ -582,7 +596,7 @@ class App:
             self.sensor.reset_fifo()  # stale samples from before the start are not sent
             self._ov_seen = self.sensor.overflows
             self._t_valid = False
-            self._new_frame = True
+            self._in_frame = 0
             self._last_drain = clock.ticks_us()
         self.streaming = True
 
