@@ -188,8 +188,9 @@ class Pipeline:
 
     # -- bytes in ------------------------------------------------------------------------------
     def feed(self, name: str, data: bytes, t_host: float) -> None:
-        """Bytes received on port ``name`` at host time ``t_host``."""
-        self.feed_chunks(name, data, None, np.array([t_host]))
+        """Bytes received on port ``name`` at host time ``t_host`` (a live read: decoded frame by
+        frame with the reference decoder, cheapest for small inputs; see :meth:`feed_chunks`)."""
+        self._process_run([(name, bytes(data), t_host)])
 
     def feed_chunks(self, name: str, data: bytes, ends: np.ndarray | None, times: np.ndarray) -> None:
         """Many chunks at once: ``data`` is their concatenation, ``ends`` the end offset of each
