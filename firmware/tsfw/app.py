@@ -99,10 +99,9 @@ class App:
         self._cal_got = 0
         self._cal_done = False
         self._pending = None     # (seq, cmd) of a command answered later
-        self._t_next = 0         # node time (ticks_us) of the next FIFO sample
         self._t_wraps = 0        # ticks_us wraps seen: node time on the wire is 32-bit
         self._t_last = -1        # newest tick value extended so far (-1: none yet)
-        self._t_valid = False
+        self._drained = False
         self._in_frame = 0
         self._last_drain = 0
         self._drain_us = 20000
@@ -203,7 +202,7 @@ class App:
         self.batcher = SampleBatcher(self.writer, SAMPLES_PER_FRAME, self._period_us,
                                      cfg["mode"] == "raw" or self.filter is None)
         self._in_frame = 0
-        self._t_valid = False
+        self._drained = False
 
     def _make_filter(self):
         self.filter = None
@@ -292,7 +291,7 @@ class App:
         drv = self.sensor
         gap = drv.overflows != self._ov_seen
         elapsed = clock.ticks_diff(now, self._last_drain)
-        if self._t_valid and elapsed > 3 * self._drain_us:
+        if self._drained and elapsed > 3 * self._drain_us:
             self.loop_overruns += 1  # the loop came late: samples may have been at risk
         self._last_drain = now
         try:
@@ -311,10 +310,10 @@ class App:
             if self.batcher.mark_gap():
                 self._write_frame()
             self._in_frame = 0
-            self._t_valid = False
+            self._drained = False
         if n <= 0:
             return 0
-        self._t_valid = True
+        self._drained = True
         self._process(n)
         return n
 
@@ -595,7 +594,7 @@ class App:
         if not self.streaming:
             self.sensor.reset_fifo()  # stale samples from before the start are not sent
             self._ov_seen = self.sensor.overflows
-            self._t_valid = False
+            self._drained = False
             self._in_frame = 0
             self._last_drain = clock.ticks_us()
         self.streaming = True
