@@ -217,7 +217,7 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 class Aligned:
     """Samples of several nodes on one grid ``t = t0 + k / rate``.
 
-    ``values[node]``: (K, C) array, NaN where the slot is missing; ``valid[node]``: (K,) bool;
+    ``values[node]``: (K, C) float32 array, NaN where the slot is missing; ``valid[node]``: (K,) bool;
     ``error_s[node]``: RMS |sample time - slot time| over valid slots, plus the clock residual."""
 
     t0: float
@@ -272,7 +272,7 @@ def align(host_times: dict[int, np.ndarray], values: dict[int, np.ndarray], rate
         first[1:] = k[1:] != k[:-1]
         coll[node] = int(len(k) - first.sum())
         k, d, idx = k[first], d[first], idx[first]
-        vals = np.full((k_n, v.shape[1]), np.nan, dtype=np.float64)
+        vals = np.full((k_n, v.shape[1]), np.nan, dtype=np.float32)  # int16 sensor values are exact in float32
         vals[k] = v[idx]
         ok = np.zeros(k_n, dtype=bool)
         ok[k] = True

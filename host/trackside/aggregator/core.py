@@ -536,7 +536,7 @@ class Pipeline:
             c = np.atleast_1d(p[2]).astype(np.int64)
             rows = np.repeat(r0, c) + (np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c))
             vals.append(p[4][rows])
-        return node.to_host(u), np.concatenate(vals).astype(np.float64)
+        return node.to_host(u), np.concatenate(vals)
 
     def sample_times(self, nid: int) -> np.ndarray:
         """Host times of every kept sample of a node (``keep_samples=True``), final clock models."""
