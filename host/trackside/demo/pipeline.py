@@ -26,8 +26,10 @@ clock never falls behind (the pty simply fills and the node waits). Samples are 
 nodes' own clocks. In virtual time they are one clock (every board starts at the same
 virtual instant and boots identically); in real time each simulated chip starts playing its
 motion when its own process boots, so node time since boot -- not host time -- is what keeps
-the segments of one athlete in step (see the report in ``docs`` / the demo summary for the
-host-clock residuals the aggregator measured).
+the segments of one athlete in step; but the motion's time also runs on under a node that the
+machine starves, so on a busy machine real-time segments drift out of step (measured on this
+2-core machine at load ~10 with 3 nodes: per-node offsets of 0.5-0.9 s, joint angles tens of
+degrees off). Use real time to watch the live table, virtual time for results.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+_T_HELLO = 0x01   # tsproto.consts.T_HELLO: the frames table's kind of a hello message
 
 __all__ = ["LOWER_BODY", "ALL_SEGMENTS", "DemoConfig", "DemoError", "build_motion", "node_imus", "record_virtual",
            "load_session", "run_demo", "MOUNTS"]
@@ -212,12 +216,15 @@ def record_virtual(imus: dict[str, dict], cfg: DemoConfig, db: Path) -> tuple[in
 
 
 def load_session(db: Path, sid: int, rate_hz: float, *, acc_range_g: int = 16,
-                 gyro_range_dps: int = 2000) -> dict:
+                 gyro_range_dps: int = 2000, per_node_start: bool = False) -> dict:
     """Decode a session's stored frames and align them on one grid (node clocks, see module doc).
 
     Returns ``time_s`` (K,), ``quat`` {node: (K, 4) sensor-to-earth, NaN where missing},
     ``acc`` / ``gyr`` {node: (K, 3) m/s^2, rad/s}, ``valid`` {node: (K,)}, ``segments``
-    {node: segment}, ``stats`` (the aggregator's per-node counters) and ``align_err_s``."""
+    {node: segment}, ``stats`` (the aggregator's per-node counters) and ``align_err_s``.
+    ``per_node_start``: count each node's time from its own first sample (real-time virtual
+    nodes: each simulated chip starts its motion when its own process has booted, so node time
+    since the boot hello is the motion's time)."""
     from tsproto.fast import decode
 
     from trackside.aggregator.clock import Unwrapper, align
@@ -229,7 +236,10 @@ def load_session(db: Path, sid: int, rate_hz: float, *, acc_range_g: int = 16,
         raws: dict[int, list[bytes]] = {}
         follows: dict[int, list[bool]] = {}   # sample frame directly after the node's previous frame
         last_seq: dict[int, int] = {}
-        for nid, seq, _tn, _th, _kind, ns, raw in st.frames(sid):
+        boot_hello: dict[int, int] = {}       # node time of the hello sent at boot (sequence 0)
+        for nid, seq, tn, _th, kind, ns, raw in st.frames(sid):
+            if kind == _T_HELLO and seq == 0 and nid not in boot_hello:
+                boot_hello[nid] = int(tn)
             if ns:
                 raws.setdefault(nid, []).append(bytes(raw))
                 follows.setdefault(nid, []).append(nid in last_seq and (seq - last_seq[nid]) % 65536 == 1)
@@ -251,6 +261,11 @@ def load_session(db: Path, sid: int, rate_hz: float, *, acc_range_g: int = 16,
         vals[nid] = np.asarray(r.values, np.float64)
     if not times:
         raise DemoError(f"session {sid}: no decodable samples")
+    first = {n: float(t[0]) for n, t in times.items()}
+    if per_node_start:
+        # the boot hello goes out right after the sensor is configured, i.e. when the simulated
+        # chip starts playing its motion; without it, the node's first sample
+        times = {n: t - (boot_hello[n] * 1e-6 if n in boot_hello else t[0]) for n, t in times.items()}
     # common span: from the latest first sample to the earliest last sample
     t0 = max(float(t[0]) for t in times.values())
     t1 = min(float(t[-1]) for t in times.values())
@@ -269,7 +284,7 @@ def load_session(db: Path, sid: int, rate_hz: float, *, acc_range_g: int = 16,
         gyr[nid] = v[:, 3:6] * gyr_scale
     return {"time_s": np.arange(al.n) / rate_hz, "t0_node_s": t0, "quat": quat, "acc": acc, "gyr": gyr,
             "valid": al.valid, "segments": segs, "stats": stats, "align_err_s": al.error_s,
-            "first_sample_s": {n: float(t[0]) for n, t in times.items()}, "repaired_frames": repaired}
+            "first_sample_s": first, "repaired_frames": repaired}
 
 
 def _frame_times(r, follows: np.ndarray) -> tuple[np.ndarray, int]:
@@ -406,7 +421,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         db = Path(tmp.name) / "demo.db"
     try:
         sid, info = record_virtual(imus, cfg, db)
-        sess = load_session(db, sid, cfg.rate_hz)
+        sess = load_session(db, sid, cfg.rate_hz, per_node_start=cfg.realtime)
         res = export_session(sess, cfg, motion.skeleton)
     finally:
         if tmp is not None:
@@ -456,6 +471,10 @@ def format_summary(s: dict, cfg: DemoConfig) -> str:
                      f"step length {f('step_length_m', 1, ' m')}, step frequency {f('step_freq_hz', 1, ' Hz')}")
     else:
         lines.append("gait: not available (see gait.json)")
+    if cfg.realtime:
+        lines.append("warning: in real time each virtual chip plays its motion from its own boot and a CPU-starved "
+                     "node falls behind it; on a busy machine the segments drift out of step (joint angles off by "
+                     "tens of degrees). The default --fast (virtual time) keeps them exactly in step.")
     lines.append("wrote " + ", ".join(Path(p).name for p in s["files"]) + f" -> {cfg.out}")
     return "\n".join(lines)
 
