@@ -6,6 +6,9 @@ WebAssembly bench and virtual nodes: the runner's ``hostio.read_byte()`` (non-bl
 input; output still goes through ``sys.stdout.buffer.write(buf, 0, n)``, which (unlike
 ``hostio.write``) allocates nothing.
 
+``mpremote`` still works on a running node: its Ctrl-C (``\r\x03``, which can never start a
+valid frame) stops the firmware with KeyboardInterrupt and gives the REPL back.
+
 Incoming bytes are gathered into a preallocated buffer up to the frame delimiter (0x00, the
 end of every COBS frame); ``poll()`` returns the length of a complete frame (delimiter not
 included) or 0::
@@ -27,7 +30,8 @@ except ImportError:  # CPython
 
 DELIM = const(0)
 RX_MAX = const(512)
-_READ_BUDGET = const(64)  # bytes per poll(): commands are short, sampling must not starve
+_READ_BUDGET = const(64)
+_CTRL_C = const(3)  # bytes per poll(): commands are short, sampling must not starve
 
 
 class UsbLink:
@@ -113,6 +117,12 @@ class UsbLink:
                 if n:
                     return n
                 continue
+            if b == _CTRL_C and self._n == 1:
+                # A frame's second byte is the protocol version (0x1_), never 0x03: this is
+                # mpremote's "\r\x03" (or a double Ctrl-C) asking for the REPL. Give it back.
+                self._n = 0
+                self.close()
+                raise KeyboardInterrupt
             if self._n < len(rx):
                 rx[self._n] = b
                 self._n += 1

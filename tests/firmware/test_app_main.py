@@ -53,3 +53,14 @@ def test_safe_mode_skips_the_firmware(tmp_path):
     bad.write_text("def main(**kw):\n    raise RuntimeError('must not run')\n")
     res = mpy.run(code, libs=board_libs(), files=[(MAIN, "/main.py"), (bad, "/lib/tsfw/app.py")])
     assert res.text.splitlines()[:2] == ["main returned", "no crash file"]
+
+
+def test_mpremote_interrupt_gives_the_repl_back(tmp_path):
+    # a running node (default config, MPU-9250 model) gets mpremote's "\r\x03\x03\x01"
+    cfg = tmp_path / "board.json"
+    cfg.write_text('{"i2c": {"0": [{"chip": "mpu9250"}]}}')
+    code = RUN_MAIN.replace("board.reset(1000)\n", "")
+    res = mpy.run(code, libs=board_libs(), files=[(MAIN, "/main.py"), (cfg, "/board.json")],
+                  stdin=b"\r\x03\x03\x01")
+    tail = res.stdout.rsplit(b"\x00", 1)[-1].decode()
+    assert tail.splitlines()[-2:] == ["main returned", "no crash file"]
