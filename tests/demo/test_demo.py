@@ -121,6 +121,13 @@ def test_bad_seconds_exit_2(bad, capsys):
     assert "--seconds" in capsys.readouterr().err
 
 
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["demo", "--out", str(f)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
 def test_bad_clip_content_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.bvh"
     bad.write_text("HIERARCHY\nROOT Hips\n{\n")

@@ -66,6 +66,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             raise UsageError("--segments: a segment is listed twice")
     else:
         segs = LOWER_BODY
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out: {args.out} exists and is not a directory")
+    if args.db is not None and args.db.is_dir():
+        raise UsageError(f"--db: {args.db} is a directory")
     if args.motion is not None and not Path(args.motion).is_file():
         raise UsageError(f"--motion: no such file: {args.motion}")
     cfg = DemoConfig(seconds=args.seconds, out=args.out, motion=args.motion, segments=segs, gait=args.gait,

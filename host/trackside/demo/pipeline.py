@@ -395,6 +395,8 @@ def export_session(sess: dict, cfg: DemoConfig, skeleton) -> dict:
                                 extra={"source": "trackside demo", **cfg.extra})
     except ValueError as exc:
         raise DemoError(f"export failed: {exc}") from None
+    except OSError as exc:
+        raise DemoError(f"cannot write to {cfg.out}: {exc}") from None
     res["n"] = n
     return res
 
@@ -457,9 +459,9 @@ def format_summary(s: dict, cfg: DemoConfig) -> str:
                  f"{s['repaired_frames']} frames stamped t=0 by the firmware re-timed from their predecessor")
     errs = [e for e in s["align_err_ms"].values() if e == e]
     res = [r for r in s["host_clock_residual_us"].values() if r is not None]
-    lines.append(f"alignment: grid residual max {max(errs) if errs else float('nan'):.3f} ms, node start skew "
-                 f"{s['start_skew_ms']:.1f} ms"
-                 + (f", aggregator host-clock fit residual max {max(res):.0f} us" if res else ""))
+    lines.append(f"alignment (node clocks): grid residual max {max(errs) if errs else float('nan'):.3f} ms, "
+                 f"node start skew {s['start_skew_ms']:.1f} ms"
+                 + (f", aggregator host-clock fit residual max {max(res):.0f} us" if res and cfg.realtime else ""))
     lines.append(f"calibration: standing 0-{cfg.stand_s:g} s, running heading {s['heading_deg']:.1f} deg "
                  f"(legs' swing axis)")
     g = s.get("gait")
