@@ -31,8 +31,15 @@ the leg points at it and the shank end misses the ankle: in early and late swing
 ahead of the hip longer than a real foot; segment orientations, the foot trajectory and every
 sensor signal stay exact and self-consistent), counter-rotating trunk and arm swing. Because
 the foot never rolls, the knee flexes more than in real running; the truth is exact and
-self-consistent, which is what it is for. Optional per-step timing jitter and left/right
-contact-time asymmetry.
+self-consistent, which is what it is for. Each footprint lies under the hip at mid-stance
+(the same assumption :mod:`trackside.kinematics.gait` uses to split a stride into steps, so
+its step lengths are checked against this model, not independently of it). Optional per-step
+timing jitter and left/right contact-time asymmetry.
+
+IMU synthesis: ``simulate`` builds the motion at an integer multiple of ``fs`` (>= 1 kHz),
+differentiates there (central differences) and decimates, so kinks such as the foot's jerk at
+touchdown do not ring into neighbouring samples. :class:`Motion` itself (e.g. from a BVH clip)
+differentiates with rotation and cubic splines.
 
 Truth (``Motion.truth``, :class:`GaitTruth`), per step (contralateral touchdown to touchdown):
 side, touchdown_s, toeoff_s, contact_s, flight_s (previous toe-off to this touchdown),
