@@ -223,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         if chunk and parse_header(cobs_decode(chunk))[1] == C.T_SAMPLES:
             batch_bytes += len(chunk) + 1
 
+    import os
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+          f"(other processes slow the rounds down unevenly: see the spread and the best-of line)")
     print(f"node cost under MicroPython 1.27 (wasm), {out['chip']} model at {out['rate']} Hz, mode {args.mode}, "
           f"FIFO drained every {drain_ms} ms; {args.rounds} rounds x {drains} drains")
     print(f"{'round':>5} {'samples':>7} {'wasm us/smp':>11} {'sim I/O us':>10} {'node us/smp':>11} "
