@@ -79,3 +79,15 @@ def test_port_reader_missing_port() -> None:
     r.start()
     r.join(5)
     assert states and states[0][0] == "error"
+
+
+def test_broadcast_command_answered_by_many() -> None:
+    now = [0.0]
+    ct = CommandTracker(clock=lambda: now[0])
+    b = ct.sent(-1, 7, "hello", 1.0)
+    assert ct.answer(3, 7, True) is b and ct.answer(4, 7, True) is b and b.answers == 2 and b.ok
+    now[0] = 2.0
+    assert ct.expire() == [] and ct.timeouts == 0 and ct.stray == 0
+    silent = ct.sent(-1, 8, "hello", 1.0)
+    now[0] = 4.0
+    assert ct.expire() == [silent] and silent.detail == "timeout"

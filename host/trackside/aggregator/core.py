@@ -125,7 +125,7 @@ class Pipeline:
     ``on_reply(port, bytes)``: where to send answers the host owes (time-sync replies)."""
 
     def __init__(self, writer: FrameWriter | None = None, *, rate_hz: float = 200.0,
-                 on_aligned: Callable | None = None, max_wait_s: float = 0.05,
+                 on_aligned: Callable | None = None, max_wait_s: float = 0.02,
                  clock: Callable[[], float] = time.time, on_reply: Callable[[str, bytes], None] | None = None,
                  keep_samples: bool = False, segments: dict[int, str] | None = None):
         if not rate_hz > 0:
@@ -758,7 +758,7 @@ class Aggregator:
 
     def __init__(self, ports: Sequence[str], *, writer: FrameWriter | None = None, rate_hz: float = 200.0,
                  baudrate: int = 921600, sync_interval_s: float = 0.5, on_aligned: Callable | None = None,
-                 trace_dir=None, max_wait_s: float = 0.05, clock: Callable[[], float] = time.time,
+                 trace_dir=None, max_wait_s: float = 0.02, clock: Callable[[], float] = time.time,
                  align_live: bool = True, tick_s: float = 0.003):
         self.clock = clock
         self.pipeline = Pipeline(writer, rate_hz=rate_hz, on_aligned=on_aligned, max_wait_s=max_wait_s,
@@ -793,8 +793,9 @@ class Aggregator:
         if state == "open":
             # whatever a node said before we listened (its boot hello) is gone: ask again
             with self.pipeline._lock:
-                data, _ = self.pipeline.host_writer(C.NODE_BROADCAST).command(
+                data, seq = self.pipeline.host_writer(C.NODE_BROADCAST).command(
                     int(self.clock() * 1e6) & 0xFFFFFFFF, C.CMD_HELLO, ())
+                self.pipeline.commands.sent(-1, seq, "hello", 2.0)
             self._send(port, data)
 
     def _on_idle(self, now: float) -> None:

@@ -244,6 +244,7 @@ class PendingCommand:
     done: threading.Event = field(default_factory=threading.Event)
     ok: bool | None = None       # True ack, False nack, None timed out / pending
     detail: str = ""
+    answers: int = 0             # broadcast commands: how many nodes answered
 
 
 class CommandTracker:
@@ -277,11 +278,15 @@ class CommandTracker:
         with self._lock:
             cmd = self._pending.pop((node_id, request_id), None)
             if cmd is None:
-                # gateway broadcast commands are registered with node_id -1
+                # broadcast commands (node_id -1) stay pending until their deadline: many answer
                 cmd = self._pending.get((-1, request_id))
+                if cmd is not None and cmd.ok is not None:
+                    cmd.answers += 1
+                    return cmd
         if cmd is None:
             self.stray += 1
             return None
+        cmd.answers += 1
         cmd.ok = ok
         cmd.detail = detail
         if ok:
@@ -297,6 +302,7 @@ class CommandTracker:
         with self._lock:
             late = [k for k, c in self._pending.items() if c.deadline <= now]
             out = [self._pending.pop(k) for k in late]
+        out = [c for c in out if c.answers == 0]   # an answered broadcast just ends
         for c in out:
             c.detail = "timeout"
             c.done.set()
