@@ -156,7 +156,7 @@ def bench_live_simulated(files: list[Path], seconds: float, rate: int, tick_s: f
 
 
 def bench_fuzz(frames: int, seed: int = 7) -> None:
-    """Valid frames, a third of them damaged (flips, cuts, insertions, zeros, other versions),
+    """Valid frames, a third of them damaged (flips, cuts, insertions, zeros, other major version),
     fed in random chunk sizes; a damaged frame keeps its terminating 0x00, so every intact frame
     must be decoded (resynchronisation by the next frame)."""
     from tsproto import SampleBatcher
@@ -171,6 +171,9 @@ def bench_fuzz(frames: int, seed: int = 7) -> None:
             if enc.add(k * 5000, [rng.randint(-2000, 2000) for _ in range(13)]):
                 pool.append(bytes(enc.frame()))
         pool.append(w.status(0, 3900, 2500, 0, 0, 0, 1000, 1))
+    from tsproto.frame import payload, wire
+
+    other_version = [wire(payload(0x10, 1, k, k * 5000, bytes(30), version=0x20)) for k in range(50)]
     pl = Pipeline(keep_samples=False)
     exceptions = 0
     intact = 0
@@ -194,7 +197,7 @@ def bench_fuzz(frames: int, seed: int = 7) -> None:
             elif kind == 3:
                 body[rng.randrange(len(body))] = 0
             else:
-                body[1] = (body[1] + 0x10) & 0xFF or 1    # other major version / damaged header
+                body = bytearray(rng.choice(other_version)[:-1])   # valid CRC, unknown major version
             f = body + b"\x00"
         else:
             intact += 1
