@@ -37,15 +37,18 @@ def register(subparsers) -> None:
                        help=f"number of nodes (1..{len(ALL_SEGMENTS)}; default {len(LOWER_BODY)}: "
                             + ", ".join(LOWER_BODY) + "; more add thorax, arms, head, hands)")
     which.add_argument("--segments", metavar="LIST", help="comma-separated segments, e.g. pelvis,left_thigh")
-    p.add_argument("--gait", choices=("jog", "sprint"), default="jog", help="simulated athlete's gait (default jog)")
+    p.add_argument("--gait", choices=("jog", "sprint"), default="jog", help="simulated athlete's gait (default jog; ignored with --motion)")
     p.add_argument("--db", type=Path, help="keep the session in this database (default: a temporary one)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--realtime", dest="realtime", action="store_true",
-                      help="nodes paced by the wall clock, like hardware (needs ~0.2 core per node)")
+                      help="nodes paced by the wall clock, like hardware: for watching the live table; on a "
+                           "busy machine the nodes' motions drift out of step (see the warning it prints)")
     pace.add_argument("--fast", dest="realtime", action="store_false",
                       help="virtual time as fast as the machine goes (default)")
     p.set_defaults(realtime=False)
     p.add_argument("--seed", type=int, default=0, help="noise / bias seed (default 0)")
+    p.add_argument("--chip", choices=("mpu9250", "icm20948", "mpu6500", "lsm303agr"), default="mpu9250",
+                   help="simulated IMU chip on every node (default mpu9250)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.set_defaults(func=cmd_demo)
 
@@ -73,7 +76,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.motion is not None and not Path(args.motion).is_file():
         raise UsageError(f"--motion: no such file: {args.motion}")
     cfg = DemoConfig(seconds=args.seconds, out=args.out, motion=args.motion, segments=segs, gait=args.gait,
-                     db=args.db, realtime=args.realtime, seed=args.seed, plots=not args.no_plots,
+                     db=args.db, realtime=args.realtime, seed=args.seed, plots=not args.no_plots, chip=args.chip,
                      live=sys.stdout.isatty())
     try:
         summary = run_demo(cfg)

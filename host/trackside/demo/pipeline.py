@@ -474,9 +474,10 @@ def format_summary(s: dict, cfg: DemoConfig) -> str:
     else:
         lines.append("gait: not available (see gait.json)")
     if cfg.realtime:
-        lines.append("warning: in real time each virtual chip plays its motion from its own boot and a CPU-starved "
-                     "node falls behind it; on a busy machine the segments drift out of step (joint angles off by "
-                     "tens of degrees). The default --fast (virtual time) keeps them exactly in step.")
+        lines.append("warning: in real time each virtual chip plays its motion from its own boot, and on a busy "
+                     "machine the delay from boot to the first samples differs by node (0.1-0.9 s measured here), so "
+                     "segments can be out of step (joint angles off by up to tens of degrees). The default --fast "
+                     "(virtual time) keeps them exactly in step.")
     lines.append("wrote " + ", ".join(Path(p).name for p in s["files"]) + f" -> {cfg.out}")
     return "\n".join(lines)
 
