@@ -53,6 +53,9 @@ def test_demo_cli_writes_the_export_files(tmp_path, capsys):
     clip = read_bvh(out / "session.bvh")
     assert len(clip.motion) == 1000 and abs(clip.frame_time - 0.005) < 1e-6
     assert np.isfinite(clip.motion).all()
+    bvh = pytest.importorskip("bvh")   # and an independent reader agrees
+    other = bvh.Bvh((out / "session.bvh").read_text())
+    assert other.nframes == 1000 and abs(other.frame_time - 0.005) < 1e-6
     json.loads((out / "gait.json").read_text())
     # the session stays in --db, recorded through the aggregator
     from trackside.aggregator.store import SessionStore
