@@ -383,8 +383,10 @@ def export_session(sess: dict, cfg: DemoConfig, skeleton) -> dict:
     try:
         heading = heading_from_swing(t, {s: sess["quat"][i][:n] for s, i in by_seg.items()},
                                      {s: sess["gyr"][i][:n] for s, i in by_seg.items()}, stand, walk)
+        source = "legs' swing axis"
     except ValueError:
-        heading = None  # no legs: the export's own estimate (needs the thighs) decides or refuses
+        heading = None  # no legs (or no gyro): the export's own estimate (thighs) decides or refuses
+        source = "thigh direction"
     feet = {}
     for nid, seg in sess["segments"].items():
         if seg in ("left_foot", "right_foot") and nid in sess["acc"]:
@@ -398,6 +400,7 @@ def export_session(sess: dict, cfg: DemoConfig, skeleton) -> dict:
     except OSError as exc:
         raise DemoError(f"cannot write to {cfg.out}: {exc}") from None
     res["n"] = n
+    res["heading_source"] = source
     return res
 
 
@@ -437,7 +440,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         "align_err_ms": {n: 1e3 * e for n, e in sess["align_err_s"].items()},
         "host_clock_residual_us": {n: s["residual_us"] for n, s in stats.items()},
         "start_skew_ms": 1e3 * (max(sess["first_sample_s"].values()) - min(sess["first_sample_s"].values())),
-        "heading_deg": float(np.degrees(res["heading_rad"])),
+        "heading_deg": float(np.degrees(res["heading_rad"])), "heading_source": res["heading_source"],
         "gait": res.get("gait_summary"), "files": [res["bvh"], res["angles_csv"], res["gait_json"], *res["plots"]],
         "record_wall_s": info["record_wall_s"], "wall_s": time.monotonic() - t_start,
         "motion": motion, "time_s": sess["time_s"][:res["n"]],
@@ -463,7 +466,7 @@ def format_summary(s: dict, cfg: DemoConfig) -> str:
                  f"node start skew {s['start_skew_ms']:.1f} ms"
                  + (f", aggregator host-clock fit residual max {max(res):.0f} us" if res and cfg.realtime else ""))
     lines.append(f"calibration: standing 0-{cfg.stand_s:g} s, running heading {s['heading_deg']:.1f} deg "
-                 f"(legs' swing axis)")
+                 f"({s['heading_source']})")
     g = s.get("gait")
     if g:
         def f(k, scale=1.0, unit=""):
