@@ -17,8 +17,14 @@ Steps (each one is another component's public API, called unchanged):
    (:func:`trackside.aggregator.cli.record_ports`);
 5. the stored frames are decoded (:mod:`tsproto.fast`), put on one grid
    (:func:`trackside.aggregator.clock.align`) and exported
-   (:func:`trackside.kinematics.export.export_from_nodes`): standing calibration, heading from
-   the thighs while running, ``session.bvh``, ``angles.csv``, ``gait.json``, plots.
+   (:func:`trackside.kinematics.export.export_from_nodes`): standing calibration, running
+   heading from the legs' swing axis (:func:`heading_from_swing`), ``session.bvh``,
+   ``angles.csv``, ``gait.json``, plots.
+
+Firmware work-around: a sample that does not fit a frame's payload opens the next frame, and
+``tsfw.app`` stamps that frame t_us = 0 (it passes time 0 for every sample but a frame's
+first); such frames are re-timed from their predecessor (:func:`_frame_times`). The aggregator
+counts each of them as a node reboot.
 
 Time base: by default the nodes run virtual time as fast as the interpreter goes (``realtime``
 False): N wasm processes at 200 Hz do not fit in real time on two loaded cores, and a virtual
@@ -26,10 +32,12 @@ clock never falls behind (the pty simply fills and the node waits). Samples are 
 nodes' own clocks. In virtual time they are one clock (every board starts at the same
 virtual instant and boots identically); in real time each simulated chip starts playing its
 motion when its own process boots, so node time since boot -- not host time -- is what keeps
-the segments of one athlete in step; but the motion's time also runs on under a node that the
-machine starves, so on a busy machine real-time segments drift out of step (measured on this
-2-core machine at load ~10 with 3 nodes: per-node offsets of 0.5-0.9 s, joint angles tens of
-degrees off). Use real time to watch the live table, virtual time for results.
+the segments of one athlete in step (each node's time counted from its boot hello). But the
+chip starts its motion at configuration, before the hello, and on a busy machine the wall
+time between the two differs by node (measured on this 2-core machine at load ~10, 3 nodes:
+MPU-9250 0.47-0.70 s, ICM-20948 0.10-0.15 s after the hello, against 0.105 s in virtual
+time), so real-time segments are out of step and joint angles can be tens of degrees off.
+Use real time to watch the live table, virtual time for results.
 """
 
 from __future__ import annotations
