@@ -3,23 +3,33 @@
 Same file contract as the device filter: gyr rad/s, acc m/s^2, mag uT (Nx3, sensor frame), fs Hz
 in; quat Nx4 (w, x, y, z), sensor-to-earth, earth frame ENU out. Registered as filter ``host``.
 
-State: orientation q (nominal) and a 9-dim error state
+State: orientation q (nominal) and a 10-dim error state
 
     dx = [dtheta (3, earth frame, left-multiplicative: q = exp(dtheta) * q_hat),
-          gyro bias b_g (3, rad/s), magnetometer hard-iron bias b_m (3, uT, sensor frame)]
+          gyro bias b_g (3, rad/s), magnetometer hard-iron offset b_m (3, uT, sensor frame),
+          heading of the local magnetic field psi_f (1, rad; 0 where the recording starts)]
 
 Why these choices:
 
 * Gyro bias is the main source of heading drift between magnetometer corrections; it is
   observed by the accelerometer (tilt axes) and magnetometer (vertical axis) and, strongly,
   by a zero-rate update while the sensor is detected at rest.
-* A magnet attached to the sensor is a sensor-frame offset; it is observable under rotation,
-  so it is a state. While the field is flagged as disturbed (norm or dip far from the learned
-  reference) the magnetometer updates only b_m (a Schmidt "consider" update: orientation and gyro
-  bias gains zeroed) and b_m is allowed to wander, so a new offset is learnt without the
-  disturbance leaking into the orientation; a stationary magnet nearby is ridden out on the gyro.
-* The magnetometer corrects heading only (its Jacobian's tilt columns are zeroed); the tilt comes
-  from the accelerometer, whose noise grows with | |a| - g | to reject linear acceleration.
+* The accelerometer enters as gravity direction from an earth-frame low-pass of the specific
+  force (time constant acc_tau_s, as VQF does): linear acceleration averages out because velocity
+  stays bounded. The low-pass state is re-rotated by every correction so no innovation is
+  applied twice.
+* The magnetometer corrects heading only (the tilt columns of its Jacobian are zeroed). Its real
+  errors are slow (calibration residuals, a field whose direction changes by a few degrees across
+  a room), so its noise is set high and the field's heading psi_f is a slow random walk.
+* A magnet attached to the sensor is a sensor-frame offset. The field is tested (horizontal and
+  vertical strength against a learnt reference) under the calibrated offset and under the
+  current estimate: mode 0 calibrated; mode 2 disturbed - the magnetometer then updates only b_m
+  (a Schmidt "consider" update: orientation, gyro bias and psi_f gains zeroed) after a jump in
+  its covariance, so the new offset is learnt without the disturbance leaking into the
+  orientation; mode 1 - the learnt offset fits, has converged, and the sensor has turned while it
+  was learnt (so it is fixed to the sensor, not to the room), and the magnetometer is used again.
+  A field fitting the calibrated offset for mag_restore_s restores it (magnet removed). A magnet
+  nearby in the room is ridden out on the gyro.
 
 Usage::
 
@@ -97,9 +107,11 @@ class HostFilterParams:
     """... for at least this long."""
     rest_noise_rad_s: float = 0.005
     """Zero-rate update noise (rad/s): gyro white noise plus residual motion at rest."""
-    mag_heading_walk_rad_s: float = 0.0
-    """Random walk of the local field's heading (rad per sqrt(s)): indoors the field direction
-    changes by a few degrees from place to place; north is the field where the recording starts."""
+    mag_heading_walk_rad_s: float = 0.002
+    """Random walk of the local field's heading (rad per sqrt(s), ~7 deg over 10 min): indoors
+    the field direction changes by a few degrees from place to place, so magnetometer heading
+    information does not accumulate without bound; north is the field where the recording
+    starts. 0 disables the state."""
     init_heading_sd_rad: float = 0.5
     """Initial heading standard deviation (rad)."""
     init_tilt_sd_rad: float = 0.05
@@ -134,10 +146,6 @@ def _inv3(S: np.ndarray) -> np.ndarray:
     F = b * c - a * f
     I_ = a * e - b * b
     return np.array([[A, B, C], [B, E, F], [C, F, I_]]) / det
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
 
 
 def _qmul(a: tuple, b: tuple) -> tuple:
@@ -266,7 +274,6 @@ class HostEKF:
         self.rest_time = 0.0
         self.count = 0
         # Accumulated over the samples since the last covariance step:
-        self._m_acc = np.zeros(3)  # placeholder, replaced by a 3x3 sum of R dt
         self._rsum = [0.0] * 9
         self._aesum = [0.0] * 3
         self._nsum = 0
