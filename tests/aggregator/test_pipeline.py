@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trackside.aggregator.core import Pipeline, process_trace
+from trackside.aggregator.core import Pipeline, aligned_from_store, process_trace
 from trackside.aggregator.store import FrameWriter, SessionStore
 from trackside.aggregator.synth import synth_session
 from trackside.aggregator.traces import Trace
@@ -47,6 +47,12 @@ def test_faults_counted_exactly_and_clock_mapped(tmp_path: Path) -> None:
     for nid in truth:
         assert al.valid[nid].sum() == len(truth[nid].sample_host_t)         # aligned, none filled in
         assert al.error_s[nid] < 0.002
+    # the same from what the store kept (raw frames + receive times), as `show --npz` exports it
+    ex = aligned_from_store(st, sid)
+    for nid in truth:
+        assert ex[f"aligned_valid_node{nid}"].sum() == len(truth[nid].sample_host_t)
+        assert np.isnan(ex[f"aligned_node{nid}"][~ex[f"aligned_valid_node{nid}"]]).all()
+        assert ex[f"align_error_us_node{nid}"] < 2000
     st.close()
 
 

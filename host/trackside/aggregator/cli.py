@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="summarise a session; export it to npz / CSV")
     p.add_argument("session", help="session id (see `trackside sessions`)")
     _db_arg(p)
-    p.add_argument("--npz", type=Path, help="export samples, gaps and assignment to this .npz file")
+    p.add_argument("--npz", type=Path,
+                   help="export samples, gaps, assignment and the aligned grid (session rate) to this .npz file")
     p.add_argument("--csv", type=Path, help="export frames and gaps to this .csv file")
     p.set_defaults(func=cmd_show)
 
@@ -283,7 +284,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             prog, cb = progress_bar(f"export {path.name}")
             try:
                 with prog:
-                    fn(sid, path, decode=_decoder() if fn == st.export_npz else None, progress=cb)
+                    if fn == st.export_npz:
+                        from trackside.aggregator.core import aligned_from_store
+
+                        fn(sid, path, decode=_decoder(), progress=cb, extra=aligned_from_store(st, sid))
+                    else:
+                        fn(sid, path, progress=cb)
             except OSError as exc:
                 raise UsageError(f"cannot write {path}: {exc}") from None
             con.print(f"wrote {path}")

@@ -751,6 +751,32 @@ def process_trace(trace, pipeline: Pipeline | None = None, *, name: str | None =
     return pl
 
 
+def aligned_from_store(store, sid: int) -> dict[str, np.ndarray]:
+    """Re-run a stored session's raw frames (with their receive times) through the pipeline and
+    align all nodes at the session rate: ``aligned_t`` (K,), ``aligned_node<N>`` (K, 13) float32
+    with NaN where a node has no sample (never filled in), ``aligned_valid_node<N>`` (K,) and
+    ``align_error_us_node<N>`` (sample-to-slot RMS + clock fit residual). Clocks are fitted from
+    the frames' receive times (lower envelope); time-sync requests are not stored."""
+    info = store.session(sid)
+    rows = list(store.frames(sid))
+    if not rows:
+        return {}
+    raws = [bytes(r[6]) for r in rows]
+    ends = np.cumsum([len(r) for r in raws])
+    times = np.array([r[3] for r in rows])
+    pl = Pipeline(rate_hz=info.rate_hz, keep_samples=True)
+    pl.feed_chunks("store", b"".join(raws), ends, times)
+    if not pl.kept and not pl.kept_mapped:
+        return {}
+    al = pl.aligned()
+    out: dict[str, np.ndarray] = {"aligned_t": al.times}
+    for nid in al.values:
+        out[f"aligned_node{nid}"] = al.values[nid].astype(np.float32)
+        out[f"aligned_valid_node{nid}"] = al.valid[nid]
+        out[f"align_error_us_node{nid}"] = np.array(al.error_s[nid] * 1e6)
+    return out
+
+
 class Aggregator:
     """Live recording: one reader thread for all serial ports feeding a :class:`Pipeline` in the
     same thread, time-sync requests every ``sync_interval_s``, commands with acks and timeouts,

@@ -420,8 +420,10 @@ class SessionStore:
         return out
 
     def export_npz(self, sid: int, path: Path | str, *, decode: Callable | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> Path:
-        """Write ``node<N>_<column>`` arrays, gaps and segment assignment to ``path`` (.npz)."""
+                   progress: Callable[[int, int], None] | None = None,
+                   extra: dict[str, np.ndarray] | None = None) -> Path:
+        """Write ``node<N>_<column>`` arrays, gaps and segment assignment to ``path`` (.npz),
+        plus ``extra`` arrays (e.g. the aligned grid)."""
         info = self.session(sid)
         data: dict[str, np.ndarray] = {
             "session_id": np.array(sid), "rate_hz": np.array(info.rate_hz),
@@ -436,6 +438,7 @@ class SessionStore:
                                 dtype=np.float64).reshape(-1, 5)
         seg = self.assignments(sid)
         data["segments"] = np.array([f"{k}:{v}" for k, v in seg.items()], dtype=str)
+        data.update(extra or {})
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, **data)
