@@ -125,3 +125,41 @@ def test_hil_real_firmware_trace(tmp_path: Path) -> None:
     assert node.sync.flush().npoints >= 2 and node.sync.model.residual_s < 0.002
     # acks/nacks answer commands of the original run: offline nobody asked, so all are stray
     assert pl.commands.stray == sum(1 for m in ref if m.type in (0x06, 0x07)) >= 2
+
+
+def test_killed_recorder_loses_under_a_second(tmp_path: Path) -> None:
+    """SIGKILL a real-time `trackside replay` (the record path) mid-session: the session reopens
+    as interrupted, readable, with the data up to <= 1 s before the kill."""
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    db = tmp_path / "k.db"
+    files = [str(FIX / "faults_node1.tstrace"), str(FIX / "faults_node2.tstrace")]
+    proc = subprocess.Popen([sys.executable, "-m", "trackside", "replay", *files, "--no-live", "--db", str(db)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.time()
+        n = 0
+        while time.time() - t0 < 60 and n < 150:       # wait until frames are being recorded
+            time.sleep(0.1)
+            try:
+                with sqlite3.connect(db) as con:
+                    n = con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+            except sqlite3.Error:
+                pass
+        assert n >= 150
+        time.sleep(0.5)
+        t_kill = time.time()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with SessionStore(db) as st:
+        (s,) = st.sessions()
+        assert s.status == "interrupted"
+        last = max(r[3] for r in st.frames(s.id))
+        assert t_kill - last <= 1.0
+    assert main(["show", str(s.id), "--db", str(db)]) == 0
