@@ -165,15 +165,31 @@ def node_imus(motion, cfg: DemoConfig) -> dict[str, dict]:
     return out
 
 
-def _samples_so_far(db: Path) -> dict[int, int]:
-    """Samples stored per node in the newest session of ``db`` (committed frames only)."""
+def _newest_session(db: Path) -> int:
+    """Highest session id in ``db`` (0 if none or no database yet)."""
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)
+        try:
+            return int(con.execute("SELECT COALESCE(MAX(id), 0) FROM sessions").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _samples_so_far(db: Path, after: int = 0) -> dict[int, int]:
+    """Samples stored per node in the newest session of ``db`` with an id above ``after``
+    (committed frames only). ``record_ports`` gives ``until()`` no view of its pipeline, so the
+    recording's progress is read back from the store."""
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)
     except sqlite3.Error:
         return {}
     try:
         rows = con.execute("SELECT node_id, SUM(nsamples) FROM frames WHERE session_id = "
-                           "(SELECT MAX(id) FROM sessions) GROUP BY node_id").fetchall()
+                           "(SELECT MAX(id) FROM sessions WHERE id > ?) GROUP BY node_id", (after,)).fetchall()
         return {int(a): int(b or 0) for a, b in rows}
     except sqlite3.Error:
         return {}
@@ -191,6 +207,7 @@ def record_virtual(imus: dict[str, dict], cfg: DemoConfig, db: Path) -> tuple[in
     ids = {seg: k + 1 for k, seg in enumerate(imus)}
     timeout = cfg.timeout_s or (90.0 + 3.0 * cfg.seconds * len(imus))
     info: dict = {"node_ids": dict(ids), "stopped_by": None}
+    before = _newest_session(db)   # our session is the first one created after this
     with ExitStack() as stack:
         nodes = []
         for seg, imu in imus.items():
@@ -211,7 +228,7 @@ def record_virtual(imus: dict[str, dict], cfg: DemoConfig, db: Path) -> tuple[in
             if now - state["last"] < 0.3:
                 return False
             state["last"] = now
-            got = _samples_so_far(db)
+            got = _samples_so_far(db, before)
             return len(got) == len(nodes) and min(got.values()) >= need
 
         sid = record_ports([n.port for n in nodes], db=db, rate_hz=float(cfg.rate_hz), segments={
