@@ -17,17 +17,16 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-import tsproto
 from tsproto import consts as C
 from tsproto.decoder import StreamDecoder
 from tsproto.fast import FastDecoder
 from tsproto.frame import FrameWriter as WireWriter
 
-from trackside.aggregator.clock import US, ClockModel, ClockSync, StreamAligner, Unwrapper, align
+from trackside.aggregator.clock import US, Aligned, ClockModel, ClockSync, StreamAligner, Unwrapper, align
 from trackside.aggregator.reader import CommandTracker, MultiPortReader, NodeTracker, PendingCommand
 from trackside.aggregator.store import FrameWriter
 
@@ -696,7 +695,7 @@ class Pipeline:
                 out[k] = out.get(k, 0) + v
         return out
 
-    def aligned(self) -> "Aligned":  # noqa: F821 - offline use with keep_samples
+    def aligned(self) -> Aligned:
         """Align everything kept (``keep_samples=True``) with the final clock models."""
         host, vals, resid = {}, {}, {}
         for nid in sorted(set(self.kept) | set(self.kept_mapped)):
@@ -878,8 +877,4 @@ class Aggregator:
             tw.close()
 
 
-def iter_ports(ports: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(ports))
-
-
-__all__ = ["Pipeline", "Aggregator", "NodeState", "process_trace", "COMMANDS", "tsproto"]
+__all__ = ["Pipeline", "Aggregator", "NodeState", "PortState", "process_trace", "aligned_from_store", "COMMANDS"]
