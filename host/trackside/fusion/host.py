@@ -329,7 +329,9 @@ class HostEKF:
         qb = p.gyr_bias_walk_rad_s2 ** 2 * T
         walk = p.mag_bias_dist_walk_ut_s if self.disturbed else p.mag_bias_walk_ut_s
         qm = walk * walk * T
-        qf = p.mag_heading_walk_rad_s ** 2 * T
+        # psi_f is only observed through an undisturbed field: no walk while disturbed, so that
+        # after a long disturbance the magnetometer corrects the heading, not psi_f.
+        qf = 0.0 if self.mode == 2 else p.mag_heading_walk_rad_s ** 2 * T
         P[self._diag, self._diag] += (qa, qa, qa, qb, qb, qb, qm, qm, qm, qf)
         self._rsum = [0.0] * 9
         return m
