@@ -24,14 +24,19 @@ from trackside.plan.problem import PlanProblem
 EX = Path(__file__).resolve().parents[2] / "host" / "trackside" / "plan" / "examples" / "athlete.json"
 
 
-def rate(fn, n_plans, min_time=0.5):
-    reps, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        reps += 1
-        el = time.perf_counter() - t0
-        if el > min_time:
-            return reps * n_plans / el
+def rate(fn, n_plans, min_time=0.3, repeats=5):
+    """Best of ``repeats`` timings (the machine is shared: the best is the least disturbed)."""
+    best = 0.0
+    for _ in range(repeats):
+        reps, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            reps += 1
+            el = time.perf_counter() - t0
+            if el > min_time:
+                break
+        best = max(best, reps * n_plans / el)
+    return best
 
 
 def main() -> None:
