@@ -25,7 +25,26 @@ def register(subparsers) -> None:
     e.add_argument("--out", required=True, help="output directory")
     e.add_argument("--channel-order", default="ZXY", help="BVH rotation channel order (default ZXY)")
     e.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    e.add_argument("--db", type=Path, default=None,
+                   help="session database for a stored SESSION id (default: $TRACKSIDE_HOME/trackside.db)")
+    e.add_argument("--stand-s", type=float, default=2.0,
+                   help="stored sessions: seconds of standing calibration pose at the start (default 2)")
     e.set_defaults(func=_export)
+
+
+def _export_stored(args: argparse.Namespace) -> int:
+    from trackside.aggregator.paths import default_db
+    from trackside.demo.pipeline import DemoError
+    from trackside.demo.stored import export_stored_session
+
+    db = args.db or default_db()
+    try:
+        res = export_stored_session(db, int(args.session), args.out, stand_s=args.stand_s, plots=not args.no_plots)
+    except DemoError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {res['frames']} BVH frames, angles.csv, gait.json"
+          + (f", {len(res['plots'])} plots" if res.get("plots") else "") + f" -> {args.out}")
+    return 0
 
 
 def _gait(args: argparse.Namespace) -> int:
@@ -57,6 +76,9 @@ def _gait(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from trackside.kinematics.export import SESSION_LOADERS, export_outputs, load_session_npz
+
+    if args.session.isdigit():
+        return _export_stored(args)
 
     kw = None
     for loader in SESSION_LOADERS:
