@@ -123,3 +123,15 @@ def test_infeasible_after_search_names_broken_limits(athlete):
     pb = PlanProblem(athlete, weeks=3, start=START, limits=PlanLimits(ramp=0.0, base_weekly_trimp=60.0))
     with pytest.raises(PlanError, match="acwr_lo"):
         pb.solve(seed=0, max_time=0.3)
+
+
+@needs_core
+def test_athlete_without_history_gets_a_plan():
+    from trackside.plan.athlete import Athlete
+
+    a = Athlete.from_dict({"name": "N", "sex": "M", "age": 30, "height_cm": 180, "hr_rest": 60,
+                           "tests": [{"date": "2026-01-01", "test": "sit_and_reach", "value": -4}]})
+    plan = PlanProblem(a, weeks=2, start=START).solve(seed=0, max_time=0.3)
+    assert all(plan.summary["limits_met"].values())
+    assert set(plan.summary["untested_areas"]) == {"speed", "jumping", "strength", "endurance"}
+    assert "population defaults" in plan.summary["fitness_fatigue"]["source"]
