@@ -595,5 +595,5 @@ try:  # register with the filter registry when it exists (owned by the fusion CL
 except ImportError:  # pragma: no cover - registry not present
     pass
 else:
-    register_filter("host", run_host, "host float error-state EKF (9D: gyro bias, hard-iron, "
-                    "magnetic disturbance rejection)")
+    register_filter("host", run_host, "host float error-state EKF, 9D (gyro bias, hard-iron offset, "
+                    "local field heading; magnetic disturbance modes)")

@@ -4,11 +4,14 @@ Rauch-Tung-Striebel (RTS) backward pass over its error state. Registered as filt
 Same file contract as the other filters: gyr rad/s, acc m/s^2, mag uT (Nx3), fs Hz in; quat Nx4
 (w, x, y, z), sensor-to-earth, ENU out.
 
-Why it beats the online filter: every sample's orientation, gyro bias and hard-iron offset is
+What it adds to the online filter: every sample's orientation, gyro bias and hard-iron offset is
 estimated from the whole recording. The bias learnt at the end of a rest or once a magnet's offset
 has converged is carried back to the samples before it, and heading corrections that the online
-filter applies late (magnetometer time constant of tens of seconds) are spread over the stretch
-they belong to.
+filter applies late are spread over the stretch they belong to. Measured on BROAD (see
+tools/bench/bench_host_filters.py): inclination is better on every trial and the disturbed trials
+gain, but on undisturbed trials the heading can be worse than online, because the field's
+direction where the sensor moves differs by a few degrees from the field at the start (which the
+reference's north follows) and the smoother spreads that difference backwards.
 
 Error-state RTS (earth-frame attitude error, as in :mod:`trackside.fusion.host`): with the
 filter's posterior ``x_j``/``P_j``, prior ``x_{j+1}^-``/``P_{j+1}^-`` and transition ``Phi_{j+1}``,
