@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import NonlinearConstraint, differential_evolution
 
 from trackside.plan import testproblems as tp
-from trackside.plan.aco import Categorical, Real, minimize
+from trackside.plan.aco import Real, minimize
 
 BUDGET = 10_000
 
