@@ -34,11 +34,15 @@ def test_same_seed_same_result_and_solves_small_problem(backend):
 
 
 @needs_core
-@pytest.mark.parametrize("name", ["pressure_vessel", "material_beam"])
-def test_c_core_matches_numpy_reference_over_a_run(name):
+@pytest.mark.parametrize("name, rotation, evals", [("pressure_vessel", False, 1500), ("material_beam", False, 1500),
+                                                   ("pressure_vessel", True, 400)])
+def test_c_core_matches_numpy_reference_over_a_run(name, rotation, evals):
+    # without rotation both backends do the same float operations in the same order; with it,
+    # numpy's dot products may round differently in the last bit, so the run is kept short
     p = tp.PROBLEMS[name]()
-    rc = minimize(p.objective, p.variables, p.constraints, max_evals=800, seed=11, ctol=p.ctol, backend="c")
-    rn = minimize(p.objective, p.variables, p.constraints, max_evals=800, seed=11, ctol=p.ctol, backend="numpy")
+    kw = dict(max_evals=evals, seed=11, ctol=p.ctol, rotation=rotation)
+    rc = minimize(p.objective, p.variables, p.constraints, backend="c", **kw)
+    rn = minimize(p.objective, p.variables, p.constraints, backend="numpy", **kw)
     assert rc.nfev == rn.nfev and rc.restarts == rn.restarts
     assert rc.fun == pytest.approx(rn.fun, rel=1e-9)
     np.testing.assert_allclose(rc.x, rn.x, rtol=1e-9)
