@@ -23,7 +23,7 @@ import numpy as np
 
 from tsproto import consts as C
 from tsproto.decoder import StreamDecoder
-from tsproto.fast import FastDecoder
+from tsproto.fast import FastDecoder, LiveDecoder
 from tsproto.frame import FrameWriter as WireWriter
 
 from trackside.aggregator.clock import US, Aligned, ClockModel, ClockSync, StreamAligner, Unwrapper, align
@@ -108,7 +108,7 @@ class NodeState:
 class PortState:
     name: str
     decoder: FastDecoder = field(default_factory=FastDecoder)        # bulk input (feed_chunks)
-    live: StreamDecoder = field(default_factory=StreamDecoder)       # live input (push)
+    live: StreamDecoder = field(default_factory=LiveDecoder)         # live input (push): per-frame shortcut
     tail: bytes = b""                     # bytes after the last delimiter (unfinished frame)
     nodes: set = field(default_factory=set)
     open: bool = False
