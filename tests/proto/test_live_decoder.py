@@ -108,3 +108,13 @@ def test_valid_crc_odd_bodies_fall_back_identically():
     frames.append(wire(payload(T_SAMPLES, 5, 99, 0, bodies[-2], version=VERSION + 1)))  # newer minor
     assert _same([b"".join(frames)]) >= 2
     assert _same(frames) >= 2
+
+
+def test_frame_method_matches_feed():
+    frames = _mixed_stream(5)
+    dec = LiveDecoder()
+    got = []
+    for f in frames:
+        dec.frame(f[:-1], got)
+    ref, ref_stats = _run(StreamDecoder, [b"".join(frames)])
+    assert got == ref and dec.stats() == ref_stats

@@ -112,6 +112,7 @@ class ClockSync:
     _win_start: float | None = field(default=None, init=False)
     _best: tuple | None = field(default=None, init=False)
     ready: bool = field(default=False, init=False)
+    version: int = field(default=0, init=False)   # bumped whenever the model may change (caches)
 
     def __post_init__(self) -> None:
         self._unwrap = Unwrapper(self.period)
@@ -164,12 +165,14 @@ class ClockSync:
         self._win_start = None
         self.ready = False
         self._dirty = False
+        self.version += 1
         self._model = ClockModel()
 
     def _refit(self) -> None:
         # fitted lazily, when the model is next asked for (offline: once at the end)
         self._dirty = True
         self.ready = len(self._points) >= 2
+        self.version += 1
 
     @property
     def model(self) -> ClockModel:

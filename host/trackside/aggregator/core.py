@@ -62,6 +62,8 @@ class NodeState:
     rate_window: deque = field(default_factory=lambda: deque(maxlen=64))   # (t_recv, n samples)
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=512))
     warnings: list = field(default_factory=list)
+    _lin_key: tuple | None = field(default=None, repr=False)
+    _lin: tuple = field(default=(0.0, US), repr=False)
 
     def model(self) -> ClockModel | None:
         """Best clock model so far: exchanges, else one-way, else None."""
@@ -73,11 +75,17 @@ class NodeState:
 
     def linear(self) -> tuple[float, float]:
         """``(c0, c1)`` with host time = c0 + c1 * unwrapped node µs (current best model)."""
+        key = (self.sync.version, self.oneway.version, self.provisional)
+        if key == self._lin_key:   # per frame on the live path: the fits change ~once a second
+            return self._lin
         m = self.model()
         if m is None:
-            return self.provisional, US
-        c1 = US * (1.0 + m.drift)
-        return m.host_ref + m.offset_s - m.node_ref * c1, c1
+            lin = (self.provisional, US)
+        else:
+            c1 = US * (1.0 + m.drift)
+            lin = (m.host_ref + m.offset_s - m.node_ref * c1, c1)
+        self._lin_key, self._lin = key, lin
+        return lin
 
     def to_host(self, u: np.ndarray) -> np.ndarray:
         m = self.model()
@@ -399,6 +407,7 @@ class Pipeline:
                 total += len(data)
                 buf = p.tail + data if p.tail else data
                 dec = p.live
+                frame = dec.frame
                 start = 0
                 find = buf.find
                 while True:
@@ -407,7 +416,9 @@ class Pipeline:
                         break
                     if i > start:
                         fr = buf[start:i + 1]
-                        for m in dec.feed(fr):
+                        out: list = []
+                        frame(buf[start:i], out)     # complete frame: skip feed()'s buffering
+                        for m in out:
                             if m.type == C.T_SAMPLES:
                                 self._live_batch(p, m, t, fr)
                             else:

@@ -339,6 +339,8 @@ class MultiPortReader(threading.Thread):
         self._wlock = threading.Lock()
         self.unplugs = {p: 0 for p in self.ports}
         self.bytes_in = {p: 0 for p in self.ports}
+        self._fds: dict[int, str] | None = None
+        self._fd_list: list[int] = []
 
     def is_open(self, port: str) -> bool:
         return port in self._ser
@@ -366,10 +368,12 @@ class MultiPortReader(threading.Thread):
             return
         self._announced.discard(port)
         self._ser[port] = ser
+        self._fds = None
         self.on_state(port, "open", self.clock(), "")
 
     def _drop(self, port: str, detail: str) -> None:
         ser = self._ser.pop(port, None)
+        self._fds = None
         if ser is not None:
             try:
                 ser.close()
@@ -391,16 +395,17 @@ class MultiPortReader(threading.Thread):
             for port in self.ports:
                 if port not in self._ser and now >= self._next_try[port]:
                     self._try_open(port, now)
-            fds = {}
-            for port, ser in self._ser.items():
-                fds[ser.fileno()] = port
+            if self._fds is None:   # rebuilt only when a port opens or drops
+                self._fds = {ser.fileno(): port for port, ser in self._ser.items()}
+                self._fd_list = list(self._fds)
+            fds = self._fds
             wait = max(0.0, self.min_period - (time.monotonic() - last))
             if wait:
-                self._halt.wait(wait)
+                time.sleep(wait)    # < min_period: cheaper than Event.wait, stop() still prompt
             try:
-                ready = select.select(list(fds), [], [], 0.02)[0] if fds else []
+                ready = select.select(self._fd_list, [], [], 0.02)[0] if fds else []
             except (OSError, ValueError):
-                ready = list(fds)    # a closed fd: the reads below find out which
+                ready = self._fd_list[:]    # a closed fd: the reads below find out which
             if not fds:
                 self._halt.wait(self.retry_s)
             last = time.monotonic()
