@@ -12,7 +12,7 @@ import pytest
 
 from trackside.fusion import host, offline
 from trackside.fusion._host_sim import simulate
-from trackside.fusion.metrics import Recording, broad_rmse, load_recording
+from trackside.fusion.metrics import Recording, broad_rmse, error_angles, load_recording
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +158,33 @@ def test_real_broad_stretch(shared_data) -> None:
         assert err.samples > 1000
         assert err.total < 5.0, (name, err)
         assert err.inclination < 1.5, (name, err)
+
+
+def test_offline_heading_blend_uses_smoothed_heading_only_around_disturbance(
+        sim_magnet: Recording) -> None:
+    rec = sim_magnet
+    ekf = host.HostEKF(rec.fs)
+    fwd, trace = ekf.run(rec.gyr, rec.acc, rec.mag, store=True)
+    rts = offline.rts_smooth(fwd, trace)
+    dist = offline.disturbed_samples(trace, len(fwd))
+    assert 0.03 < dist.mean() < 0.5
+    out = offline.blend_heading(fwd, rts, dist, rec.fs, 2.0)
+    assert np.allclose(out, offline.run_offline(rec, heading_blend_s=2.0))
+    _, head_s, incl_s = error_angles(out, rts)
+    _, head_f, _ = error_angles(out, fwd)
+    # Inclination is the smoother's everywhere ...
+    assert np.max(incl_s) < 1e-3  # degrees (arccos rounding)
+    # ... heading the smoother's where the magnetometer was disturbed ...
+    assert np.max(head_s[dist]) < 1e-3  # degrees (arccos rounding)
+    # ... and the forward filter's more than blend_s from any disturbed sample.
+    far = np.ones(len(fwd), bool)
+    k = np.flatnonzero(dist)
+    far[max(0, k[0] - int(2.0 * rec.fs)):k[-1] + int(2.0 * rec.fs) + 1] = False
+    assert far.sum() > 1000
+    assert np.max(head_f[far]) < 1e-3  # degrees (arccos rounding)
+    # The two passes really differ in heading somewhere, so the checks above can fail.
+    assert np.max(error_angles(fwd, rts)[1]) > 0.05
+    # None keeps the plain smoother; a bad ramp is refused.
+    assert np.allclose(offline.run_offline(rec, heading_blend_s=None), rts)
+    with pytest.raises(ValueError, match="heading_blend_s"):
+        offline.run_offline(rec, heading_blend_s=-1.0)
