@@ -313,7 +313,7 @@ class FastDecoder:
         tp = tag_pos[fidx[crow], k_in[crow] - 1]
         tags = dec[tp]
         M = len(crow)
-        R = np.empty((M, 13), np.uint16)  # residual columns: acc gyr quat (second order), mag
+        R = np.empty((13, M), np.uint16)  # residuals, one row per value column (contiguous cumsums)
         # one table T of every residual a byte position can start: [0, len): 1-byte (b - 128),
         # [len, 2 len): 2-byte little endian (u16 ^ 0x8080), 2 len: zero (group code 0); then
         # each value is a single gather T[base + i * width]
@@ -334,23 +334,22 @@ class FastDecoder:
             base = offs[code]
             base += np.where(width != 0, goff, 0)
             for i in range(cnt):
-                col = c0 + i
-                rc = col if col < 6 else (col - 3 if col >= 9 else col + 4)
-                R[:, rc] = T[base + i * width] if i else T[base]
+                R[c0 + i] = T[base + i * width] if i else T[base]
             goff = goff + cnt * width
 
-        # reconstruction modulo 2**16 with segmented cumulative sums (uint16 wraps)
+        # reconstruction modulo 2**16 with segmented cumulative sums (uint16 wraps), column-major
         # order 2: d = segcumsum(residuals, 0 at frame start); v = segcumsum(d, v0 at frame start)
         o2 = [0, 1, 2, 3, 4, 5, 9, 10, 11, 12]
-        inc = np.zeros((N, 13), np.uint16)
-        inc[crow] = R
-        d = _segcumsum(inc[:, :10], frame_start_rows)
-        d[frame_start_rows] = absv[:, o2]
-        vals = np.empty((N, 13), np.uint16)
-        vals[:, o2] = _segcumsum(d, frame_start_rows)
-        m = inc[:, 10:]
-        m[frame_start_rows] = absv[:, 6:9]
-        vals[:, 6:9] = _segcumsum(m, frame_start_rows)
+        inc = np.zeros((13, N), np.uint16)
+        inc[:, crow] = R
+        d = _segcumsum_rows(inc[o2], frame_start_rows, n)
+        d[:, frame_start_rows] = absv[:, o2].T
+        valsT = np.empty((13, N), np.uint16)
+        valsT[o2] = _segcumsum_rows(d, frame_start_rows, n)
+        m = inc[6:9]
+        m[:, frame_start_rows] = absv[:, 6:9].T
+        valsT[6:9] = _segcumsum_rows(m, frame_start_rows, n)
+        vals = np.ascontiguousarray(valsT.T)
         if raw.any():
             vals[np.repeat(raw, n), 9:] = 0
 
@@ -380,17 +379,15 @@ class FastDecoder:
         return nf
 
 
-def _segcumsum(x: np.ndarray, seg_start_rows: np.ndarray) -> np.ndarray:
-    """Cumulative sum along rows restarting at each segment, modulo 2**16 (uint16 arithmetic).
-
-    Each segment's first row gets minus the previous segment's total, so one global cumsum
-    restarts at every segment (exact in modular arithmetic).
-    """
-    y = np.array(x, np.uint16, copy=True)
-    if len(seg_start_rows) > 1:
-        tot = np.add.reduceat(y, seg_start_rows, axis=0, dtype=np.uint16)
-        y[seg_start_rows[1:]] -= tot[:-1]
-    return np.cumsum(y, axis=0, dtype=np.uint16)
+def _segcumsum_rows(x: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Cumulative sum along axis 1 restarting at each segment (first columns ``starts``, lengths
+    ``counts``), modulo 2**16: one global cumsum minus its value just before each segment."""
+    c = np.cumsum(x, axis=1, dtype=np.uint16)
+    if len(starts) > 1:
+        prev = np.zeros((x.shape[0], len(starts)), np.uint16)
+        prev[:, 1:] = c[:, starts[1:] - 1]
+        c -= np.repeat(prev, counts, axis=1)
+    return c
 
 
 def _from_batch(m) -> Decoded:

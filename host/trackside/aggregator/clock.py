@@ -268,7 +268,9 @@ def align(host_times: dict[int, np.ndarray], values: dict[int, np.ndarray], rate
         k, d, idx = k[inside], d[inside], np.nonzero(inside)[0]
         # keep the nearest sample per slot: sort by (slot, distance), take the first of each slot
         # (samples usually arrive in time order with one per slot: then no sort is needed)
+        in_order = True
         if len(k) > 1 and not (np.diff(k) > 0).all():
+            in_order = False
             order = np.lexsort((d, k))
             k, d, idx = k[order], d[order], idx[order]
         first = np.ones(len(k), dtype=bool)
@@ -276,9 +278,15 @@ def align(host_times: dict[int, np.ndarray], values: dict[int, np.ndarray], rate
         coll[node] = int(len(k) - first.sum())
         k, d, idx = k[first], d[first], idx[first]
         vals = np.full((k_n, v.shape[1]), np.nan, dtype=np.float32)  # int16 sensor values are exact in float32
-        vals[k] = v[idx]
         ok = np.zeros(k_n, dtype=bool)
-        ok[k] = True
+        if len(k) and int(k[-1]) - int(k[0]) + 1 == len(k):
+            # the usual case, one sample per slot without holes: slice copies, no scatter
+            src = v if in_order and len(idx) == len(v) else v[idx]   # then idx is 0..len(v)-1
+            vals[int(k[0]):int(k[-1]) + 1] = src
+            ok[int(k[0]):int(k[-1]) + 1] = True
+        else:
+            vals[k] = v[idx]
+            ok[k] = True
         out_v[node], out_ok[node] = vals, ok
         res = (clock_residual_s or {}).get(node, 0.0)
         res = 0.0 if res != res else res  # NaN residual (too few sync points) adds nothing

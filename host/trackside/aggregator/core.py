@@ -440,7 +440,10 @@ class Pipeline:
         v = node.tracker.check(m.seq, t_us, clock_period=CLOCK_PERIOD, t_host=t_recv)
         if not v.accept:
             return
-        self._continuity(node, v, t_recv)
+        if v.missing or v.reboot or node.unplugged_at is not None:
+            self._continuity(node, v, t_recv)
+        else:                       # nothing broke: what _continuity would do
+            node.last_t_host = t_recv
         if m.flags & C.F_GAP:
             self._event(t_recv, nid, "sample_gap", "node reports lost samples (FIFO overflow)")
         samples = m.samples

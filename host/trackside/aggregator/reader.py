@@ -158,6 +158,9 @@ class SeqVerdict:
     reboot: bool = False
 
 
+_ACCEPT = SeqVerdict(True)   # the common verdict (next frame in sequence), shared: read-only
+
+
 @dataclass
 class NodeTracker:
     """Sequence bookkeeping for one node: gaps, duplicates, late frames and reboots.
@@ -226,7 +229,7 @@ class NodeTracker:
         if len(self._recent) > 64:  # keep a short memory for duplicates from gateway retries
             self._recent = {s for s in self._recent if (self.last_seq - s) % self.seq_period < 32}
         self.frames += 1
-        return SeqVerdict(True, missing=missing, seq_first_missing=first)
+        return SeqVerdict(True, missing=missing, seq_first_missing=first) if missing else _ACCEPT
 
     @property
     def loss_pct(self) -> float:
