@@ -427,11 +427,14 @@ def minimize(
     eps_evals: int = 0,
     eps_theta: float = 0.2,
     eps_cp: float = 2.0,
+    probe_evals: int = 400,
+    probe_width: float = 0.25,
     x0: np.ndarray | None = None,
     target: float | None = None,
     max_time: float | None = None,
     backend: str = "c",
     callback: Callable[[np.ndarray, float, float, int], bool | None] | None = None,
+    _stop_on_stagnation: bool = False,
 ) -> OptimizeResult:
     """Minimise ``objective`` over mixed real/ordinal/categorical variables with ACO_MV.
 
@@ -460,6 +463,12 @@ def minimize(
             Sakai for the first ``eps_evals`` evaluations of every epoch: violations up to
             ``eps`` rank as feasible, ``eps`` falling from the ``eps_theta``-quantile violation of
             the new archive to 0 as ``(1 - t)^eps_cp``.  0 disables it (pure feasibility first).
+        probe_evals: ordinal neighbourhood probe (a Trackside extension) before each restart:
+            for every ordinal variable of the epoch's best solution, one step down and one step
+            up, with the real variables re-optimised by a short ACO_MV run of at most this many
+            evaluations (ordinal and categorical variables fixed, real variables within
+            ``probe_width`` of their range around the best's values).  0 disables it.
+        probe_width: half-width of the probe's real-variable box, as a fraction of each range.
         x0: optional ``(r, d)`` or ``(d,)`` initial solutions (values) put in the first archive.
         target: stop as soon as a feasible solution with ``fun <= target`` is found.
         max_time: stop after this many seconds (wall clock).
@@ -503,11 +512,15 @@ def minimize(
     stop = False
 
     def evaluate(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        nonlocal nfev, stop
-        n = codes.shape[0]
-        if n == 0:
+        if codes.shape[0] == 0:
             return np.zeros(0), np.zeros(0)
-        X = core.decode(codes)
+        return evaluate_values(core.decode(codes))
+
+    last_G: list = [None]
+
+    def evaluate_values(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal nfev, stop
+        n = X.shape[0]
         f = np.asarray(objective(X), dtype=float).reshape(-1)
         if f.shape[0] != n:
             raise ValueError(f"objective returned {f.shape[0]} values for {n} rows")
@@ -517,6 +530,7 @@ def minimize(
                 G = G.reshape(n, -1)
             if G.shape[0] != n:
                 raise ValueError(f"constraints returned {G.shape[0]} rows for {n} rows")
+            last_G[0] = G
             with np.errstate(invalid="ignore"):
                 v = np.sum(np.maximum(G - ctol, 0.0), axis=1)
             v[~np.isfinite(v)] = math.inf
@@ -561,6 +575,109 @@ def minimize(
             return 0.0
         return float(np.sort(av)[min(k - 1, int(eps_theta * k))])
 
+    probe_k, probe_iters = 10, 50
+
+    def local(xn: np.ndarray, width: float) -> bool:
+        # short ACO_MV run on the real variables of xn (discrete ones fixed) within
+        # width * range of xn's values; False when the budget or the time is spent
+        nonlocal stop
+        budget = min(probe_evals, max_evals - nfev - k)
+        if budget < 2 * probe_k:
+            return False
+        left = None if max_time is None else max_time - (time.perf_counter() - t_start)
+        if left is not None and left <= 0:
+            stop = True
+            return False
+        sub: list = []
+        for c in range(sp.d):
+            if sp.vtype[c] == REAL:
+                w = width * (sp.hi[c] - sp.lo[c])
+                sub.append(Real(max(sp.lo[c], xn[c] - w), min(sp.hi[c], xn[c] + w)))
+            elif sp.vtype[c] == ORD:
+                sub.append(Ordinal([xn[c]]))
+            else:
+                sub.append(Categorical([xn[c]]))
+        last_v: list = []
+
+        def sub_f(X: np.ndarray) -> np.ndarray:
+            f, v = evaluate_values(X)
+            last_v[:] = [v]
+            return f
+
+        # the sub-run calls objective then constraints on the same rows: hand back the
+        # violation already computed (ctol applied) instead of evaluating twice
+        minimize(sub_f, sub, lambda X: last_v[0][:, None],
+                 max_evals=budget, seed=int(rng.integers(2**31)), archive_size=probe_k,
+                 n_ants=m, q=q, xi=xi, rotation=rotation, ctol=0.0, restart_iters=probe_iters,
+                 restart_tol=restart_tol, restart_spread=restart_spread, probe_evals=0, x0=xn,
+                 max_time=left, backend=core.name, callback=lambda *a: stop,
+                 _stop_on_stagnation=True)
+        return not stop
+
+    def slsqp(xn: np.ndarray) -> bool:
+        # local search on the real variables of xn (discrete ones fixed): scipy's SLSQP with
+        # finite differences, every evaluation counted; constraints get a 1e-9 margin so the
+        # (exactly checked) result is feasible.  False when the budget or the time is spent.
+        from scipy.optimize import minimize as sp_minimize
+
+        budget = min(probe_evals, max_evals - nfev - k)
+        if budget < 4 * (n_real + 1):
+            return False
+        cache: dict = {}
+        used = [0]
+
+        class _Spent(Exception):
+            pass
+
+        def ev(y: np.ndarray):
+            key = y.tobytes()
+            hit = cache.get(key)
+            if hit is None:
+                if used[0] >= budget or stop:
+                    raise _Spent
+                X = xn.copy()
+                X[ri] = np.minimum(np.maximum(y, sp.lo[ri]), sp.hi[ri])
+                f, _ = evaluate_values(X[None, :])
+                used[0] += 1
+                g = last_G[0][0] if constraints is not None else np.zeros(0)
+                hit = cache[key] = (float(f[0]) if math.isfinite(f[0]) else 1e300, np.asarray(g, dtype=float))
+            return hit
+
+        cons = []
+        if constraints is not None:
+            cons = [{"type": "ineq", "fun": lambda y: np.nan_to_num(ctol - 1e-9 - ev(y)[1], nan=-1e300,
+                                                                   posinf=1e300, neginf=-1e300)}]
+        try:
+            sp_minimize(lambda y: ev(y)[0], xn[ri], method="SLSQP", bounds=list(zip(sp.lo[ri], sp.hi[ri])),
+                        constraints=cons, options={"maxiter": 100, "ftol": 1e-12})
+        except _Spent:
+            pass
+        return not stop and used[0] < budget
+
+    def probe(xb: np.ndarray) -> None:
+        # Ordinal neighbourhood probe (Trackside extension, not in ACO_MV): a run that
+        # converged next to the optimum on a discrete variable (pressure vessel: one thickness
+        # step too thick) cannot step across, because the real variables must move with it.
+        # Try each ordinal variable +-1 step with the reals re-optimised locally; when that
+        # improves the best solution, refine it in boxes shrinking five-fold.
+        has_real = bool(np.any(sp.vtype == REAL))
+        for j in np.flatnonzero(sp.vtype == ORD):
+            vals = sp.vars[j].values
+            i0 = int(np.argmin(np.abs(vals - xb[j])))
+            for i in (i0 - 1, i0 + 1):
+                if stop or not 0 <= i < vals.size:
+                    continue
+                xn = xb.copy()
+                xn[j] = vals[i]
+                if not has_real:
+                    evaluate_values(xn[None, :])
+                    continue
+                if not slsqp(xn):
+                    return
+
+    ri = np.flatnonzero(sp.vtype == REAL)
+    n_real = int(ri.size)
+
     cont, catc = sp.vtype != CAT, sp.vtype == CAT
     span = restart_spread * (sp.hi - sp.lo)[cont]
     nit = restarts = stale = 0
@@ -599,7 +716,13 @@ def minimize(
             # the archive has shrunk to (nearly) one point: nothing left to sample
             collapsed = bool(np.all((arch[:, cont].max(axis=0) - arch[:, cont].min(axis=0)) <= span)
                              and np.all(arch[:, catc] == arch[0, catc]))
+        if (stale >= restart_iters or collapsed) and _stop_on_stagnation:
+            break
         if (stale >= restart_iters or collapsed) and nfev + k <= max_evals and not stop:
+            if probe_evals > 0:
+                probe(core.decode(arch[:1])[0])
+            if stop or nfev + k > max_evals:
+                break
             restarts += 1
             keep = restart_keep
             arch, af, av = new_archive(arch[:keep] if keep else None, af[:keep], av[:keep])
