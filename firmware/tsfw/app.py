@@ -46,13 +46,10 @@ _DETECT_RETRY_MS = const(5000)
 _TEMP_UNKNOWN = const(-32768)
 _I16_MAX = const(32767)
 _I16_MIN = const(-32768)
-_STILL_COUNTS = const(400)
+_STILL_COUNTS = const(400)     # gyro calibration: max spread (counts) per axis while "still"
 _HALF_TICKS = const(1 << 29)
-_IO_FAILS_LOST = const(50)
-# first in-frame index at which a sample might not fit a 248-byte payload at worst-case sizes:
-# 14 header bytes + first sample (26 fused / 18 raw) + k x (27 / 19) > 245 - one more sample
-_CARRY_FUSED = const(7)
-_CARRY_RAW = const(10)     # consecutive failed FIFO reads before the sensor counts as gone     # gyro calibration: max spread (counts) per axis while "still"
+_NO_MAG = const(-40000)  # no int16 reading equals it: "no corrected magnetometer value cached"
+_IO_FAILS_LOST = const(50)     # consecutive failed FIFO reads before the sensor counts as gone
 
 
 class App:
@@ -79,7 +76,6 @@ class App:
         self.samples = 0
         self._ov_seen = 0
         self._raw = array("h", bytes(2 * 9 * MAX_DRAIN))
-        self._s = array("h", bytes(2 * 13))
         self._fin = array("h", bytes(2 * 9 * MAX_DRAIN))   # filter input, gyro first
         self._qout = array("h", bytes(2 * 4 * MAX_DRAIN))  # filter output, Q14 w x y z
         self._ts = array("i", bytes(4 * MAX_DRAIN))        # sample times from the driver (ticks_us)
@@ -91,6 +87,8 @@ class App:
         self._mbias = array("i", [0, 0, 0])     # magnetometer hard iron, counts
         self._msoft = array("i", _config.IDENTITY_Q14)
         self._msoft_on = False
+        self._mprev = array("i", [_NO_MAG, _NO_MAG, _NO_MAG])  # last raw mag reading corrected
+        self._mcorr = array("i", [0, 0, 0])                    # ... and its corrected value
         self._mag_cal = False
         self._cal_n = 0          # gyro calibration: samples still wanted (0 = not running)
         self._cal_sum = array("i", [0, 0, 0])
@@ -232,6 +230,8 @@ class App:
         for i in range(9):
             self._msoft[i] = soft[i]
         self._msoft_on = tuple(soft) != _config.IDENTITY_Q14
+        for i in range(3):
+            self._mprev[i] = _NO_MAG  # recompute the cached correction
         self._mag_cal = self._msoft_on or self._mbias[0] != 0 or self._mbias[1] != 0 or self._mbias[2] != 0
 
     def _gyro_lsb_per_dps(self):
@@ -331,8 +331,11 @@ class App:
 
         Pass 1 writes calibrated counts in the filter's order (gx gy gz ax ay az mx my mz) into
         ``_fin``; the filter then runs over the whole block at once (its state stays in locals);
-        pass 2 hands each sample (+ quaternion) to the batcher. The magnetometer correction and
-        its clamps run only when a magnetometer calibration is set.
+        the batcher then reads ``_fin``/``_qout`` in place (add_block: one call per frame, no
+        per-sample copy). The gyro offset and clamps run only when an offset is set or a gyro
+        calibration runs; the magnetometer correction only when a calibration is set, and
+        only for samples whose raw reading changed (the AK8963 runs at 100 Hz: every other
+        sample repeats the last reading, whose corrected value is kept).
         """
         raw = self._raw
         fin = self._fin
@@ -343,89 +346,90 @@ class App:
         cal = self._cal_n
         end = 9 * n
         j = 0
-        while j < end:
-            gx = raw[j + 3]
-            gy = raw[j + 4]
-            gz = raw[j + 5]
-            if cal:
-                self._cal_add(gx, gy, gz)
-                cal = self._cal_n
-            gx -= gox
-            gy -= goy
-            gz -= goz
-            # int16 on the wire: clamp what the offset pushed past the range (one test per
-            # value: (v + 32768) has bits above 15 set only when v is out of range)
-            if (gx + 32768) & -65536:
-                gx = _I16_MAX if gx > 0 else _I16_MIN
-            if (gy + 32768) & -65536:
-                gy = _I16_MAX if gy > 0 else _I16_MIN
-            if (gz + 32768) & -65536:
-                gz = _I16_MAX if gz > 0 else _I16_MIN
-            fin[j] = gx
-            fin[j + 1] = gy
-            fin[j + 2] = gz
-            fin[j + 3] = raw[j]
-            fin[j + 4] = raw[j + 1]
-            fin[j + 5] = raw[j + 2]
-            if mag_cal:
-                self._mag_correct(j)
-            else:
+        if cal or gox or goy or goz or mag_cal:
+            mp = self._mprev
+            mc = self._mcorr
+            pmx = mp[0]
+            pmy = mp[1]
+            pmz = mp[2]
+            while j < end:
+                gx = raw[j + 3]
+                gy = raw[j + 4]
+                gz = raw[j + 5]
+                if cal:
+                    self._cal_add(gx, gy, gz)
+                    cal = self._cal_n
+                gx -= gox
+                gy -= goy
+                gz -= goz
+                # int16 on the wire: clamp what the offset pushed past the range (one test per
+                # value: (v + 32768) has bits above 15 set only when v is out of range)
+                if (gx + 32768) & -65536:
+                    gx = _I16_MAX if gx > 0 else _I16_MIN
+                if (gy + 32768) & -65536:
+                    gy = _I16_MAX if gy > 0 else _I16_MIN
+                if (gz + 32768) & -65536:
+                    gz = _I16_MAX if gz > 0 else _I16_MIN
+                fin[j] = gx
+                fin[j + 1] = gy
+                fin[j + 2] = gz
+                fin[j + 3] = raw[j]
+                fin[j + 4] = raw[j + 1]
+                fin[j + 5] = raw[j + 2]
+                if mag_cal:
+                    mx = raw[j + 6]
+                    my = raw[j + 7]
+                    mz = raw[j + 8]
+                    if mx != pmx or my != pmy or mz != pmz:
+                        pmx = mx
+                        pmy = my
+                        pmz = mz
+                        self._mag_correct(j)
+                    else:  # same reading as the previous sample: same corrected value
+                        fin[j + 6] = mc[0]
+                        fin[j + 7] = mc[1]
+                        fin[j + 8] = mc[2]
+                else:
+                    fin[j + 6] = raw[j + 6]
+                    fin[j + 7] = raw[j + 7]
+                    fin[j + 8] = raw[j + 8]
+                j += 9
+            mp[0] = pmx
+            mp[1] = pmy
+            mp[2] = pmz
+        else:  # no calibration to apply: a plain reorder, gyro first
+            while j < end:
+                fin[j] = raw[j + 3]
+                fin[j + 1] = raw[j + 4]
+                fin[j + 2] = raw[j + 5]
+                fin[j + 3] = raw[j]
+                fin[j + 4] = raw[j + 1]
+                fin[j + 5] = raw[j + 2]
                 fin[j + 6] = raw[j + 6]
                 fin[j + 7] = raw[j + 7]
                 fin[j + 8] = raw[j + 8]
-            j += 9
+                j += 9
         batcher = self.batcher
-        fused = self.filter is not None and not batcher.raw
         qo = self._qout
-        if fused:
+        if self.filter is not None and not batcher.raw:
             if self._mag_wait:
                 self._filter_first(n)
             else:
                 self.filter.update_block(fin, n, qo)
-        s = self._s
         ts = self._ts
-        # k: samples already in the batcher's open frame. The batcher uses a sample's time only
-        # when the sample opens a frame: the first one (k == 0), or one that did not fit the
-        # previous frame and is carried into the next. A carry is possible only once the frame
-        # could be nearly full at worst-case sample sizes (k >= carry_from); only those samples
-        # get their real 32-bit time (a boxed int once the node time passed 2**30 us), the others
-        # pass 0, which the batcher ignores.
-        k = self._in_frame  # (no "add = batcher.add": a bound method object per drain)
-        carry_from = _CARRY_RAW if batcher.raw else _CARRY_FUSED
-        j = 0
-        o = 0
-        for i in range(n):
-            s[0] = fin[j + 3]
-            s[1] = fin[j + 4]
-            s[2] = fin[j + 5]
-            s[3] = fin[j]
-            s[4] = fin[j + 1]
-            s[5] = fin[j + 2]
-            s[6] = fin[j + 6]
-            s[7] = fin[j + 7]
-            s[8] = fin[j + 8]
-            if fused:
-                s[9] = qo[o]
-                s[10] = qo[o + 1]
-                s[11] = qo[o + 2]
-                s[12] = qo[o + 3]
-            if k == 0 or k >= carry_from:
-                done = batcher.add(self._time32(ts[i]), s)
-            else:
-                done = batcher.add(0, s)
-            if done:
-                # the closed frame's sample count (wire byte 13, never 0 so COBS leaves it)
-                # says whether this sample is in it or opens the next frame
-                k = 1 if self._write_frame() <= k else 0
-            else:
-                k += 1
-            j += 9
-            o += 4
-        self._in_frame = k
+        # 32-bit node time: the wrap count of the block's first tick (small ints only; the
+        # batcher forms frame times from it as two 16-bit halves), then the newest tick
+        t0 = ts[0]
+        w = self._wraps(t0)
+        self._wraps(ts[n - 1])
+        i = 0
+        while batcher.add_block(fin, qo, i, n, ts, t0, w):
+            self._write_frame()
+            i = batcher.pos
         self.samples += n
 
     def _mag_correct(self, j):
-        """Hard- and soft-iron correction of sample ``j`` (raw -> fin), clamped to int16."""
+        """Hard- and soft-iron correction of sample ``j`` (raw -> fin, kept in _mcorr), int16."""
         raw = self._raw
         fin = self._fin
         mb = self._mbias
@@ -448,6 +452,10 @@ class App:
         fin[j + 6] = mx
         fin[j + 7] = my
         fin[j + 8] = mz
+        mc = self._mcorr
+        mc[0] = mx
+        mc[1] = my
+        mc[2] = mz
 
     def _filter_first(self, n):
         """Start the filter on the first sample with a magnetometer reading.
@@ -476,8 +484,9 @@ class App:
         for i in range(4 * (n - k)):
             qo[4 * k + i] = out[i]
 
-    def _time32(self, t):
-        """32-bit node time of tick value ``t`` (ticks_us wraps at 2**30; the wire at 2**32).
+    def _wraps(self, t):
+        """Count (mod 4) of 2**30 tick wraps for tick value ``t`` (ticks_us wraps at 2**30; the
+        wire time is 32-bit: (wraps << 30) | t).
 
         Calls come in near time order (sample times lag "now" by a few ms), so a jump back by
         more than half the tick period is a wrap, a jump forward by as much is a time from
@@ -487,7 +496,7 @@ class App:
         w = self._t_wraps
         if last < 0:  # first time stamp since boot
             self._t_last = t
-            return t
+            return w
         if t < last - _HALF_TICKS:
             w = (w + 1) & 3
             self._t_wraps = w
@@ -496,6 +505,11 @@ class App:
             w = (w - 1) & 3  # older than the last wrap: do not move the reference
         elif t > last:
             self._t_last = t
+        return w
+
+    def _time32(self, t):
+        """32-bit node time of tick value ``t`` (see _wraps)."""
+        w = self._wraps(t)
         if w == 0:
             return t
         return (w << 30) | t  # >= 2**30: a boxed int

@@ -32,6 +32,7 @@ from tsproto.frame import FrameWriter
 from tsproto.messages import TYPES, Message
 
 _BODY0 = const(14)  # buffer index of the first sample (1 COBS code byte + 9 header + 4 batch)
+_HALF = const(1 << 29)  # add_block(): a tick time this far below t_ref has wrapped (2**30)
 
 
 _PART3 = ("", "3B", "3H")
@@ -137,6 +138,11 @@ class SampleBatcher:
         self._n = 0
         self._todo = False
         self.dropped = 0  # frames completed but never fetched with frame()
+        self.pos = 0  # add_block(): index of the next sample not yet taken from the block
+        self._src = self._srcq = self._tsrc = None
+        self._tref = self._tw = self._i = self._end = 0
+        self._a1 = [0] * 9  # add(): the sample in block layout (a list: stores never allocate)
+        self._q1 = [0] * 4
         self._buf = bytearray(max_payload + 2)
         mv = memoryview(self._buf)
         # Preallocated views: slicing a memoryview allocates, so keep one per length.
@@ -149,11 +155,58 @@ class SampleBatcher:
     def add(self, t_us: int, s) -> bool:
         """Append one sample; True when a frame is complete (then call frame())."""
         self._t = t_us
+        a = self._a1
+        q = self._q1
         try:
-            return self._send(s)
+            a[0] = s[3]
+            a[1] = s[4]
+            a[2] = s[5]
+            a[3] = s[0]
+            a[4] = s[1]
+            a[5] = s[2]
+            a[6] = s[6]
+            a[7] = s[7]
+            a[8] = s[8]
+            if not self.raw:
+                q[0] = s[9]
+                q[1] = s[10]
+                q[2] = s[11]
+                q[3] = s[12]
+            self._src = a
+            self._srcq = q
+            self._tsrc = None
+            self._i = 0
+            self._end = 1
+            return self._send(1)
         except Exception as e:  # bad sample: the generator is gone -- restart it, say why
             self._restart()
             raise ValueError("SampleBatcher.add: s must hold %d int16 values (%r)" % (9 if self.raw else 13, e))
+
+    def add_block(self, a, q, i: int, n: int, ts, t_ref: int, wraps: int) -> bool:
+        """Append samples ``i`` .. ``n - 1`` of a block; True when a frame is complete.
+
+        Block layout (the node's filter buffers, read in place, no per-sample copy):
+        ``a[9k:9k+9]`` = gx gy gz ax ay az mx my mz of sample k, ``q[4k:4k+4]`` = qw qx qy qz
+        (ignored in raw mode; may be None then). ``ts[k]``: the sample's tick time in us modulo
+        2**30 (``ticks_us``); ``t_ref`` <= every ts[k] of the block (mod 2**30, e.g. ts[0]) and
+        ``wraps`` its count of 2**30 wraps, so the 32-bit wire time is
+        ``(wraps + (1 if ts[k] < t_ref - 2**29 else 0)) % 4 * 2**30 + ts[k]``: worked out for
+        frame-opening samples only, as two 16-bit halves (no boxed int past 2**30 us).
+        When True, send frame() and call again with ``i = self.pos`` (the next unread sample)
+        until it returns False. Values must be int16 (array('h')). Allocation-free.
+        """
+        self._src = a
+        self._srcq = q
+        self._tsrc = ts
+        self._tref = t_ref
+        self._tw = wraps
+        self._i = i
+        self._end = n
+        try:
+            return self._send(1)
+        except Exception as e:
+            self._restart()
+            raise ValueError("SampleBatcher.add_block: bad block (%r)" % (e,))
 
     def flush(self) -> bool:
         """Close the current partial frame; True when a frame is ready (then call frame())."""
@@ -226,50 +279,78 @@ class SampleBatcher:
         self._len = end + 1
 
     def _run(self):
-        # Generator: its locals (p* previous values, q* previous deltas) persist between
-        # samples at local-variable speed; add() is one send(). Unrolled on purpose.
+        # Generator: its locals (p* previous values, q* previous deltas, the block being read)
+        # persist between calls at local-variable speed; add()/add_block() are one send(1)
+        # (the block is in self._src ...), flush() is send(None). Unrolled on purpose.
+        # b = 9 * sample index (into a), bq = 4 * sample index (into qa), end = 9 * block end.
         buf = self._buf
         pack = struct.pack_into
-        ready = False
+        fmts = _FMT
+        sizes = _SIZE
         carry = False
-        tc = 0
+        a = qa = ts = None
+        b = bq = end = 0
+        tref = tw = t = w = 0
+        tobj = None  # time of the frame's first sample: the caller's int (add), or None: thi/tlo
+        thi = tlo = 0
         p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = p8 = p9 = p10 = p11 = p12 = 0
+        cmd = yield False
         while True:
-            s = yield ready
-            ready = False
-            if carry:
-                # the sample that did not fit the last frame opens this one; s is the next
-                # sample (or None for flush) and is coded right away
-                carry = False
-                t0 = tc
-                need = False
-            elif s is None:
-                continue
+            if cmd is None:
+                end = b  # flush: the rest of an unfinished block is not coded
             else:
-                t0 = self._t
-                p0 = s[0]
-                p1 = s[1]
-                p2 = s[2]
-                p3 = s[3]
-                p4 = s[4]
-                p5 = s[5]
-                p6 = s[6]
-                p7 = s[7]
-                p8 = s[8]
-                if not self.raw:
-                    p9 = s[9]
-                    p10 = s[10]
-                    p11 = s[11]
-                    p12 = s[12]
-                need = True
+                a = self._src
+                qa = self._srcq
+                ts = self._tsrc
+                b = 9 * self._i
+                bq = 4 * self._i
+                end = 9 * self._end
+                if ts is not None:
+                    tref = self._tref
+                    tw = self._tw
+            raw = self.raw
+            if carry:
+                # the sample that did not fit the last frame opens this one (values in p*)
+                carry = False
+            elif b < end:
+                p0 = a[b + 3]
+                p1 = a[b + 4]
+                p2 = a[b + 5]
+                p3 = a[b]
+                p4 = a[b + 1]
+                p5 = a[b + 2]
+                p6 = a[b + 6]
+                p7 = a[b + 7]
+                p8 = a[b + 8]
+                if not raw:
+                    p9 = qa[bq]
+                    p10 = qa[bq + 1]
+                    p11 = qa[bq + 2]
+                    p12 = qa[bq + 3]
+                if ts is None:
+                    tobj = self._t
+                else:
+                    tobj = None
+                    t = ts[bq >> 2]
+                    w = tw + 1 if t < tref - _HALF else tw
+                    thi = ((w & 3) << 14) | (t >> 16)
+                    tlo = t & 0xFFFF
+                b += 9
+                bq += 4
+            else:
+                self.pos = bq >> 2
+                cmd = yield False
+                continue
             # -- header and first sample (absolute values) -----------------------------------
             if self._todo:  # previous frame never fetched: it is overwritten
                 self._todo = False
                 self.dropped += 1
-            raw = self.raw
             flags = self._flags | (F_RAW if raw else 0)
             self._flags = 0
-            pack("<BBBHIHBB", buf, 1, VERSION, T_SAMPLES, self.writer.node_id, 0, t0, self.period_us, flags, 0)
+            if tobj is None:  # 32-bit time as two u16 halves: small ints only
+                pack("<BBBHHHHBB", buf, 1, VERSION, T_SAMPLES, self.writer.node_id, 0, tlo, thi, self.period_us, flags, 0)
+            else:
+                pack("<BBBHIHBB", buf, 1, VERSION, T_SAMPLES, self.writer.node_id, 0, tobj, self.period_us, flags, 0)
             spf = self.samples_per_frame
             hard = self.max_payload - 3  # end of sample data: payload = buf[1:o + 4]
             n = 1
@@ -277,51 +358,62 @@ class SampleBatcher:
                 pack("<9H", buf, _BODY0, (p0 & 0xFFFF) ^ 0x8080, (p1 & 0xFFFF) ^ 0x8080, (p2 & 0xFFFF) ^ 0x8080, (p3 & 0xFFFF) ^ 0x8080, (p4 & 0xFFFF) ^ 0x8080, (p5 & 0xFFFF) ^ 0x8080, (p6 & 0xFFFF) ^ 0x8080, (p7 & 0xFFFF) ^ 0x8080, (p8 & 0xFFFF) ^ 0x8080)
                 o = _BODY0 + 18
                 q0 = q1 = q2 = q3 = q4 = q5 = 0
-                fmts = _FMT
-                sizes = _SIZE
                 while n < spf:
-                    if need:
-                        s = yield False
-                    need = True
-                    if s is None:
-                        break
-                    v = s[0]
+                    if b >= end:
+                        if cmd is None:
+                            break
+                        self.pos = bq >> 2
+                        cmd = yield False
+                        if cmd is None:
+                            end = b
+                            break
+                        a = self._src
+                        qa = self._srcq
+                        ts = self._tsrc
+                        b = 9 * self._i
+                        bq = 4 * self._i
+                        end = 9 * self._end
+                        if ts is not None:
+                            tref = self._tref
+                            tw = self._tw
+                        continue
+                    v = a[b + 3]
                     d = v - p0
                     r0 = d - q0 + 128
                     p0 = v
                     q0 = d
-                    v = s[1]
+                    v = a[b + 4]
                     d = v - p1
                     r1 = d - q1 + 128
                     p1 = v
                     q1 = d
-                    v = s[2]
+                    v = a[b + 5]
                     d = v - p2
                     r2 = d - q2 + 128
                     p2 = v
                     q2 = d
-                    v = s[3]
+                    v = a[b]
                     d = v - p3
                     r3 = d - q3 + 128
                     p3 = v
                     q3 = d
-                    v = s[4]
+                    v = a[b + 1]
                     d = v - p4
                     r4 = d - q4 + 128
                     p4 = v
                     q4 = d
-                    v = s[5]
+                    v = a[b + 2]
                     d = v - p5
                     r5 = d - q5 + 128
                     p5 = v
                     q5 = d
-                    v = s[6]
+                    v = a[b + 6]
                     r6 = v - p6
                     p6 = v
-                    v = s[7]
+                    v = a[b + 7]
                     r7 = v - p7
                     p7 = v
-                    v = s[8]
+                    v = a[b + 8]
                     r8 = v - p8
                     p8 = v
                     if (r0 | r1 | r2) & -256:
@@ -353,7 +445,16 @@ class SampleBatcher:
                     sz = sizes[tag]
                     if o + sz > hard:  # does not fit: this sample opens the next frame (values are in p*)
                         carry = True
-                        tc = self._t
+                        if ts is None:
+                            tobj = self._t
+                        else:
+                            tobj = None
+                            t = ts[bq >> 2]
+                            w = tw + 1 if t < tref - _HALF else tw
+                            thi = ((w & 3) << 14) | (t >> 16)
+                            tlo = t & 0xFFFF
+                        b += 9
+                        bq += 4
                         break
                     if m:
                         pack(fmts[tag], buf, o, tag, r0, r1, r2, r3, r4, r5, r6, r7, r8)
@@ -361,73 +462,86 @@ class SampleBatcher:
                         pack(fmts[tag], buf, o, tag, r0, r1, r2, r3, r4, r5)
                     o += sz
                     n += 1
+                    b += 9
+                    bq += 4
             else:
                 pack("<13H", buf, _BODY0, (p0 & 0xFFFF) ^ 0x8080, (p1 & 0xFFFF) ^ 0x8080, (p2 & 0xFFFF) ^ 0x8080, (p3 & 0xFFFF) ^ 0x8080, (p4 & 0xFFFF) ^ 0x8080, (p5 & 0xFFFF) ^ 0x8080, (p6 & 0xFFFF) ^ 0x8080, (p7 & 0xFFFF) ^ 0x8080, (p8 & 0xFFFF) ^ 0x8080, (p9 & 0xFFFF) ^ 0x8080, (p10 & 0xFFFF) ^ 0x8080, (p11 & 0xFFFF) ^ 0x8080, (p12 & 0xFFFF) ^ 0x8080)
                 o = _BODY0 + 26
                 q0 = q1 = q2 = q3 = q4 = q5 = q9 = q10 = q11 = q12 = 0
-                fmts = _FMT
-                sizes = _SIZE
                 while n < spf:
-                    if need:
-                        s = yield False
-                    need = True
-                    if s is None:
-                        break
-                    v = s[0]
+                    if b >= end:
+                        if cmd is None:
+                            break
+                        self.pos = bq >> 2
+                        cmd = yield False
+                        if cmd is None:
+                            end = b
+                            break
+                        a = self._src
+                        qa = self._srcq
+                        ts = self._tsrc
+                        b = 9 * self._i
+                        bq = 4 * self._i
+                        end = 9 * self._end
+                        if ts is not None:
+                            tref = self._tref
+                            tw = self._tw
+                        continue
+                    v = a[b + 3]
                     d = v - p0
                     r0 = d - q0 + 128
                     p0 = v
                     q0 = d
-                    v = s[1]
+                    v = a[b + 4]
                     d = v - p1
                     r1 = d - q1 + 128
                     p1 = v
                     q1 = d
-                    v = s[2]
+                    v = a[b + 5]
                     d = v - p2
                     r2 = d - q2 + 128
                     p2 = v
                     q2 = d
-                    v = s[3]
+                    v = a[b]
                     d = v - p3
                     r3 = d - q3 + 128
                     p3 = v
                     q3 = d
-                    v = s[4]
+                    v = a[b + 1]
                     d = v - p4
                     r4 = d - q4 + 128
                     p4 = v
                     q4 = d
-                    v = s[5]
+                    v = a[b + 2]
                     d = v - p5
                     r5 = d - q5 + 128
                     p5 = v
                     q5 = d
-                    v = s[6]
+                    v = a[b + 6]
                     r6 = v - p6
                     p6 = v
-                    v = s[7]
+                    v = a[b + 7]
                     r7 = v - p7
                     p7 = v
-                    v = s[8]
+                    v = a[b + 8]
                     r8 = v - p8
                     p8 = v
-                    v = s[9]
+                    v = qa[bq]
                     d = v - p9
                     r9 = d - q9 + 128
                     p9 = v
                     q9 = d
-                    v = s[10]
+                    v = qa[bq + 1]
                     d = v - p10
                     r10 = d - q10 + 128
                     p10 = v
                     q10 = d
-                    v = s[11]
+                    v = qa[bq + 2]
                     d = v - p11
                     r11 = d - q11 + 128
                     p11 = v
                     q11 = d
-                    v = s[12]
+                    v = qa[bq + 3]
                     d = v - p12
                     r12 = d - q12 + 128
                     p12 = v
@@ -469,7 +583,16 @@ class SampleBatcher:
                     sz = sizes[tag]
                     if o + sz > hard:  # does not fit: this sample opens the next frame (values are in p*)
                         carry = True
-                        tc = self._t
+                        if ts is None:
+                            tobj = self._t
+                        else:
+                            tobj = None
+                            t = ts[bq >> 2]
+                            w = tw + 1 if t < tref - _HALF else tw
+                            thi = ((w & 3) << 14) | (t >> 16)
+                            tlo = t & 0xFFFF
+                        b += 9
+                        bq += 4
                         break
                     if m:
                         pack(fmts[tag], buf, o, tag, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12)
@@ -477,10 +600,13 @@ class SampleBatcher:
                         pack(fmts[tag], buf, o, tag, r0, r1, r2, r3, r4, r5, r9, r10, r11, r12)
                     o += sz
                     n += 1
+                    b += 9
+                    bq += 4
+            self.pos = bq >> 2
             self._o = o
             self._n = n
             self._todo = True
-            ready = True
+            cmd = yield True
 
 
 def _i16(x):
