@@ -197,3 +197,45 @@ def test_epsilon_ranking_runs_and_backends_agree():
     rc = minimize(p.objective, p.variables, p.constraints, backend="c", **kw)
     rn = minimize(p.objective, p.variables, p.constraints, backend="numpy", **kw)
     assert rc.fun == pytest.approx(rn.fun, rel=1e-9) and rc.feasible
+
+
+def _counting(p):
+    calls = {"single": 0, "rows": 0}
+
+    def f(X):
+        calls["rows"] += X.shape[0]
+        calls["single"] += X.shape[0] == 1
+        return p.objective(X)
+
+    return f, calls
+
+
+def test_ordinal_probe_steps_to_the_neighbouring_thickness():
+    # pressure vessel's typical trap: one shell-thickness step too thick (f = 6090.54); the
+    # archive converged there cannot step across, the probe before the restart does
+    p = tp.pressure_vessel()
+    trap = np.array([0.875, 0.4375, 45.336786871940575, 140.254281950858])
+    kw = dict(max_evals=1500, seed=1, x0=trap, restart_iters=100, ctol=p.ctol)
+    f0, c0 = _counting(p)
+    r0 = minimize(f0, p.variables, p.constraints, probe_evals=0, **kw)
+    f1, c1 = _counting(p)
+    r1 = minimize(f1, p.variables, p.constraints, **kw)
+    assert r0.fun > 6090 and not tp.is_success(p, r0.fun, r0.feasible)
+    assert tp.is_success(p, r1.fun, r1.feasible) and r1.x[0] == 0.8125
+    assert np.all(p.constraints(r1.x[None, :]) <= 0)
+    # every probe evaluation is counted and within the budget
+    assert c1["single"] > 10 and c1["rows"] == r1.nfev <= 1500 and c0["single"] <= 1
+
+
+@needs_core
+def test_c_and_numpy_agree_over_runs_with_probes():
+    p = tp.pressure_vessel()
+    kw = dict(max_evals=1200, seed=5, ctol=p.ctol, rotation=False, restart_iters=40)
+    fc, cc = _counting(p)
+    fn, cn = _counting(p)
+    rc = minimize(fc, p.variables, p.constraints, backend="c", **kw)
+    rn = minimize(fn, p.variables, p.constraints, backend="numpy", **kw)
+    assert cc["single"] > 10 and cc == cn
+    assert rc.nfev == rn.nfev and rc.restarts == rn.restarts
+    assert rc.fun == pytest.approx(rn.fun, rel=1e-9)
+    np.testing.assert_allclose(rc.x, rn.x, rtol=1e-9)
