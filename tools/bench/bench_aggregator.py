@@ -8,6 +8,16 @@
 3. fuzz: corrupted streams through the whole pipeline: exceptions, resynchronisation
                                                                             (target 1,000,000 frames, 0 exceptions)
 
+Measured (2 cores shared with other jobs, load average ~4, `--skip-fuzz`, 2026-11-28):
+  offline replay  1,028,342 samples/s (0.198 s CPU for 204,000 samples; before: 787-826 k/s);
+                  decode alone (tsproto.fast) 1,525,166 samples/s (before: 1.20-1.24 M/s)
+  live pipeline on a simulated clock (no ptys/threads/store) 8.6-9.6 % of one core (before 10.6-10.8 %)
+  live through ptys + pyserial: 23.0 % of one core (before 25.1-26.6 %) -- TARGET (< 10 %) NOT MET;
+                  latency p50 1.5 ms, p99 18.5 ms, max 27.8 ms
+  A null run (readers only, bytes dropped) already costs 6.4 % at the 3 ms read tick; the rest is
+  the per-frame Python work (sequence checks, clock, aligner), ~2x dearer live (cold caches,
+  333 wake-ups/s) than in the simulated loop.
+
 Traces are synthetic (trackside.aggregator.synth: the real wire protocol, tsproto encoders,
 with clock offset/drift, USB jitter and stalls), generated once into a cache directory.
 
