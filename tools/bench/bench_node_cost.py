@@ -16,7 +16,7 @@ The simulated I2C bus is Python code here but C + hardware on a device, so its t
 heap bytes allocated per sample (GC off while timing; the only allocation is tsproto boxing a
 frame's CRC-32 when >= 2**30).
 
-    python3 tools/bench/bench_node_cost.py [--seconds 1] [--rounds 30] [--mode fused|raw]
+    python3 tools/bench/bench_node_cost.py [--seconds 1] [--rounds 30] [--mode fused|raw] [--wraps 1]
 
 Targets: <= 1.0 ms ESP32-estimated per 9-DoF sample (200 Hz with 80 % idle); 0 allocations per
 sample.
@@ -105,6 +105,9 @@ class TimedLink(UsbLink):
 
 app = App(cfg=cfg, i2c=bus, link=TimedLink(), config_path='/c.json')
 app.boot()
+# uptime past 2**30 us (17.9 min) x wraps: node times on the wire are >= 2**30 (boxed ints
+# on MicroPython unless the code keeps them in small halves)
+app._t_wraps = P['wraps']
 drain_us = app._drain_us
 devs = [d for a, d in chip.devices()]
 # component timers (one extra call layer per drain, not per sample)
@@ -190,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=("fused", "raw"), default="fused")
     ap.add_argument("--rate", type=int, default=200, choices=(50, 100, 200, 400))
     ap.add_argument("--pystone-loops", type=int, default=3000)
+    ap.add_argument("--wraps", type=int, default=0, choices=(0, 1, 2, 3),
+                    help="simulate an uptime of this many 2**30 us tick wraps (node time >= 2**30)")
     args = ap.parse_args(argv)
     if args.seconds <= 0 or args.rounds < 1:
         ap.error("--seconds must be > 0 and --rounds >= 1")
@@ -208,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         m = mo.random_motion(total_s, args.rate, seed=11, max_rate_dps=400, lin_acc_mps2=8.0)
         mo.stream_file(tmp / "m.tsms", m.with_errors(seed=12), "mpu9250")
         (tmp / "bench.json").write_text(json.dumps({"mode": args.mode, "rate": args.rate, "rounds": args.rounds,
-                                                    "drains": drains, "pystone_loops": args.pystone_loops}))
+                                                    "drains": drains, "pystone_loops": args.pystone_loops,
+                                                    "wraps": args.wraps}))
         files = [(tmp / "m.tsms", "/data/m.tsms"), (tmp / "bench.json", "/bench.json"),
                  (REPO / "tools" / "bench" / "pystone_mp.py", "/lib/pystone_mp.py")]
         res = mpy.run(WASM, libs=board_libs(), files=files, heap=1 << 20, timeout=1800)
@@ -228,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
           f"(other processes slow the rounds down unevenly: see the spread and the best-of line)")
     print(f"node cost under MicroPython 1.27 (wasm), {out['chip']} model at {out['rate']} Hz, mode {args.mode}, "
-          f"FIFO drained every {drain_ms} ms; {args.rounds} rounds x {drains} drains")
+          f"FIFO drained every {drain_ms} ms; {args.rounds} rounds x {drains} drains; "
+          f"uptime wraps {args.wraps} (node time {'>=' if args.wraps else '<'} 2**30 us)")
     print(f"{'round':>5} {'samples':>7} {'wasm us/smp':>11} {'sim I/O us':>10} {'node us/smp':>11} "
           f"{'pystones/s':>10} {'(spread)':>8} {'ESP32 est us/smp':>16} {'alloc B/smp':>11}")
     ests, nodes, allocs = [], [], []
