@@ -497,11 +497,12 @@ class App:
         if last < 0:  # first time stamp since boot
             self._t_last = t
             return w
-        if t < last - _HALF_TICKS:
+        # differences only: last + _HALF_TICKS would pass 2**30 (a boxed int) once last > 2**29
+        if last - t > _HALF_TICKS:
             w = (w + 1) & 3
             self._t_wraps = w
             self._t_last = t
-        elif t > last + _HALF_TICKS:
+        elif t - last > _HALF_TICKS:
             w = (w - 1) & 3  # older than the last wrap: do not move the reference
         elif t > last:
             self._t_last = t
