@@ -614,13 +614,13 @@ def minimize(
                  _stop_on_stagnation=True)
         return not stop
 
-    def slsqp(xn: np.ndarray) -> bool:
+    def slsqp(xn: np.ndarray, reserve: int = k) -> bool:
         # local search on the real variables of xn (discrete ones fixed): scipy's SLSQP with
         # finite differences, every evaluation counted; constraints get a 1e-9 margin so the
         # (exactly checked) result is feasible.  False when the budget or the time is spent.
         from scipy.optimize import minimize as sp_minimize
 
-        budget = min(probe_evals, max_evals - nfev - k)
+        budget = min(probe_evals, max_evals - nfev - reserve)
         if budget < 4 * (n_real + 1):
             return False
         cache: dict = {}
@@ -661,6 +661,9 @@ def minimize(
         # Try each ordinal variable +-1 step with the reals re-optimised locally; when that
         # improves the best solution, refine it in boxes shrinking five-fold.
         has_real = bool(np.any(sp.vtype == REAL))
+        # the epoch's best itself first: an archive may stall short of a constraint's edge
+        if has_real and not slsqp(xb.copy()):
+            return
         for j in np.flatnonzero(sp.vtype == ORD):
             vals = sp.vars[j].values
             i0 = int(np.argmin(np.abs(vals - xb[j])))
@@ -683,6 +686,7 @@ def minimize(
     nit = restarts = stale = 0
     ref_f, ref_v = af[0], av[0]
     eps0, epoch_start, eps = eps_start(av), nfev, 0.0
+    final_probe = probe_evals > 0 and n_real > 0 and not _stop_on_stagnation
     while not stop and nfev < max_evals:
         if max_time is not None and time.perf_counter() - t_start > max_time:
             break
@@ -716,6 +720,12 @@ def minimize(
             # the archive has shrunk to (nearly) one point: nothing left to sample
             collapsed = bool(np.all((arch[:, cont].max(axis=0) - arch[:, cont].min(axis=0)) <= span)
                              and np.all(arch[:, catc] == arch[0, catc]))
+        if final_probe and max_evals - nfev <= min(probe_evals, max_evals // 10) and not stop:
+            # budget nearly spent: one last local search from the best so far (it may have
+            # been found too late for a restart's probe)
+            final_probe = False
+            slsqp(best["x"].copy(), reserve=0)
+            continue
         if (stale >= restart_iters or collapsed) and _stop_on_stagnation:
             break
         if (stale >= restart_iters or collapsed) and nfev + k <= max_evals and not stop:
