@@ -18,7 +18,9 @@ ACO_R (Socha and Dorigo, "Ant colony optimization for continuous domains", EJOR 
   objective, infeasible by total violation) or by a static penalty;
 * restarts on stagnation: when the best solution has not improved by a relative ``restart_tol``
   for ``restart_iters`` iterations, the archive is re-drawn at random (keeping the best
-  ``restart_keep`` rows).
+  ``restart_keep`` rows);
+* Trackside extension: before each restart a local probe (SLSQP on the real variables from the
+  epoch's best and from its ordinal +-1 neighbours) and a last one near the end of the budget.
 
 The archive upkeep, ranking and sampling run in C (``trackside.plan._core``, cffi API mode);
 ``backend="numpy"`` runs the same algorithm in numpy, drawing the same random numbers, so the
@@ -428,13 +430,11 @@ def minimize(
     eps_theta: float = 0.2,
     eps_cp: float = 2.0,
     probe_evals: int = 400,
-    probe_width: float = 0.25,
     x0: np.ndarray | None = None,
     target: float | None = None,
     max_time: float | None = None,
     backend: str = "c",
     callback: Callable[[np.ndarray, float, float, int], bool | None] | None = None,
-    _stop_on_stagnation: bool = False,
 ) -> OptimizeResult:
     """Minimise ``objective`` over mixed real/ordinal/categorical variables with ACO_MV.
 
@@ -463,12 +463,12 @@ def minimize(
             Sakai for the first ``eps_evals`` evaluations of every epoch: violations up to
             ``eps`` rank as feasible, ``eps`` falling from the ``eps_theta``-quantile violation of
             the new archive to 0 as ``(1 - t)^eps_cp``.  0 disables it (pure feasibility first).
-        probe_evals: ordinal neighbourhood probe (a Trackside extension) before each restart:
-            for every ordinal variable of the epoch's best solution, one step down and one step
-            up, with the real variables re-optimised by a short ACO_MV run of at most this many
-            evaluations (ordinal and categorical variables fixed, real variables within
-            ``probe_width`` of their range around the best's values).  0 disables it.
-        probe_width: half-width of the probe's real-variable box, as a fraction of each range.
+        probe_evals: local probe before each restart (a Trackside extension, not in ACO_MV):
+            SLSQP (scipy, finite differences) on the real variables from the epoch's best, then
+            from each ordinal variable's one-step-down and one-step-up neighbour (other discrete
+            variables fixed), at most this many evaluations each, all counted in ``nfev``; and
+            one final SLSQP from the best when at most ``min(probe_evals, max_evals // 10)``
+            evaluations are left.  0 disables it (plain ACO_MV with restarts).
         x0: optional ``(r, d)`` or ``(d,)`` initial solutions (values) put in the first archive.
         target: stop as soon as a feasible solution with ``fun <= target`` is found.
         max_time: stop after this many seconds (wall clock).
@@ -575,49 +575,11 @@ def minimize(
             return 0.0
         return float(np.sort(av)[min(k - 1, int(eps_theta * k))])
 
-    probe_k, probe_iters = 10, 50
-
-    def local(xn: np.ndarray, width: float) -> bool:
-        # short ACO_MV run on the real variables of xn (discrete ones fixed) within
-        # width * range of xn's values; False when the budget or the time is spent
-        nonlocal stop
-        budget = min(probe_evals, max_evals - nfev - k)
-        if budget < 2 * probe_k:
-            return False
-        left = None if max_time is None else max_time - (time.perf_counter() - t_start)
-        if left is not None and left <= 0:
-            stop = True
-            return False
-        sub: list = []
-        for c in range(sp.d):
-            if sp.vtype[c] == REAL:
-                w = width * (sp.hi[c] - sp.lo[c])
-                sub.append(Real(max(sp.lo[c], xn[c] - w), min(sp.hi[c], xn[c] + w)))
-            elif sp.vtype[c] == ORD:
-                sub.append(Ordinal([xn[c]]))
-            else:
-                sub.append(Categorical([xn[c]]))
-        last_v: list = []
-
-        def sub_f(X: np.ndarray) -> np.ndarray:
-            f, v = evaluate_values(X)
-            last_v[:] = [v]
-            return f
-
-        # the sub-run calls objective then constraints on the same rows: hand back the
-        # violation already computed (ctol applied) instead of evaluating twice
-        minimize(sub_f, sub, lambda X: last_v[0][:, None],
-                 max_evals=budget, seed=int(rng.integers(2**31)), archive_size=probe_k,
-                 n_ants=m, q=q, xi=xi, rotation=rotation, ctol=0.0, restart_iters=probe_iters,
-                 restart_tol=restart_tol, restart_spread=restart_spread, probe_evals=0, x0=xn,
-                 max_time=left, backend=core.name, callback=lambda *a: stop,
-                 _stop_on_stagnation=True)
-        return not stop
-
     def slsqp(xn: np.ndarray, reserve: int = k) -> bool:
         # local search on the real variables of xn (discrete ones fixed): scipy's SLSQP with
         # finite differences, every evaluation counted; constraints get a 1e-9 margin so the
-        # (exactly checked) result is feasible.  False when the budget or the time is spent.
+        # (exactly checked) result is feasible.  False when it used its whole budget or the
+        # run must stop.
         from scipy.optimize import minimize as sp_minimize
 
         budget = min(probe_evals, max_evals - nfev - reserve)
@@ -658,8 +620,8 @@ def minimize(
         # Ordinal neighbourhood probe (Trackside extension, not in ACO_MV): a run that
         # converged next to the optimum on a discrete variable (pressure vessel: one thickness
         # step too thick) cannot step across, because the real variables must move with it.
-        # Try each ordinal variable +-1 step with the reals re-optimised locally; when that
-        # improves the best solution, refine it in boxes shrinking five-fold.
+        # Try each ordinal variable +-1 step with the reals re-optimised locally.  A local
+        # search that spends its whole budget ends the probe (the rest goes back to ACO_MV).
         has_real = bool(np.any(sp.vtype == REAL))
         # the epoch's best itself first: an archive may stall short of a constraint's edge
         if has_real and not slsqp(xb.copy()):
@@ -686,7 +648,7 @@ def minimize(
     nit = restarts = stale = 0
     ref_f, ref_v = af[0], av[0]
     eps0, epoch_start, eps = eps_start(av), nfev, 0.0
-    final_probe = probe_evals > 0 and n_real > 0 and not _stop_on_stagnation
+    final_probe = probe_evals > 0 and n_real > 0
     while not stop and nfev < max_evals:
         if max_time is not None and time.perf_counter() - t_start > max_time:
             break
@@ -726,8 +688,6 @@ def minimize(
             final_probe = False
             slsqp(best["x"].copy(), reserve=0)
             continue
-        if (stale >= restart_iters or collapsed) and _stop_on_stagnation:
-            break
         if (stale >= restart_iters or collapsed) and nfev + k <= max_evals and not stop:
             if probe_evals > 0:
                 probe(core.decode(arch[:1])[0])
