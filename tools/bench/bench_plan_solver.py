@@ -6,7 +6,8 @@ with at most 10,000 evaluations.  ACO_MV's evaluations are those used until the 
 (from its history); DE's are its nfev.  Pressure vessel and coil spring were used to tune the
 solver defaults; gear train, speed reducer and the categorical material beam were not.
 
-    python tools/bench/bench_plan_solver.py [--seeds 20] [--problems a,b] [--no-de] [--jobs 2]
+    python tools/bench/bench_plan_solver.py [--seeds 20] [--first-seed 0] [--problems a,b] [--no-de]
+        [--jobs 2] [--probe-evals N]   (0: ACO_MV without the local probe)
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ BUDGET = 10_000
 
 
 def aco_run(args):
-    name, seed = args
+    name, seed, probe_evals = args
     p = tp.PROBLEMS[name]()
     t = time.perf_counter()
-    r = minimize(p.objective, p.variables, p.constraints, max_evals=BUDGET, seed=seed, ctol=p.ctol)
+    kw = {} if probe_evals is None else {"probe_evals": probe_evals}
+    r = minimize(p.objective, p.variables, p.constraints, max_evals=BUDGET, seed=seed, ctol=p.ctol, **kw)
     dt = time.perf_counter() - t
     hit = next((n for n, f, v in r.history if v <= 0 and tp.is_success(p, f, True)), None)
     return name, seed, hit is not None, hit or BUDGET, r.fun, dt
@@ -78,16 +80,19 @@ def de_run(args):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--probe-evals", type=int, default=None, help="minimize's probe_evals (default: its default)")
     ap.add_argument("--problems", default=",".join(tp.PROBLEMS))
     ap.add_argument("--no-de", action="store_true")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     a = ap.parse_args()
     names = a.problems.split(",")
-    jobs = [(n, s) for n in names for s in range(a.seeds)]
-    print(f"budget {BUDGET} evaluations, {a.seeds} seeds, success = feasible and within 1e-4 relative; "
+    seeds = range(a.first_seed, a.first_seed + a.seeds)
+    jobs = [(n, s) for n in names for s in seeds]
+    print(f"budget {BUDGET} evaluations, seeds {a.first_seed}-{a.first_seed + a.seeds - 1}, success = feasible and within 1e-4 relative; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with Pool(a.jobs) as pool:
-        aco_res = pool.map(aco_run, jobs)
+        aco_res = pool.map(aco_run, [(n, s, a.probe_evals) for n, s in jobs])
         de_res = [] if a.no_de else pool.map(de_run, jobs)
     print(f"{'problem':<17}{'tuned':>6} | {'ACO_MV ok':>9}{'evals mean':>11}{'median':>8}{'max':>7}{'worst f':>14}"
           f"{'s/run':>7} | {'DE ok':>6}{'nfev':>7}{'worst f':>14}")
