@@ -32,7 +32,7 @@ Example::
     >>> from trackside.plan.aco import minimize, Real, Ordinal
     >>> res = minimize(lambda X: (X[:, 0] - 1.3) ** 2 + X[:, 1], [Real(-5, 5), Ordinal([0, 1, 2])],
     ...                max_evals=2000, seed=1)
-    >>> round(float(res.x[0]), 3), res.x[1]
+    >>> round(float(res.x[0]), 3), float(res.x[1])
     (1.3, 0.0)
 """
 
