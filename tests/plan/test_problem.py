@@ -135,3 +135,21 @@ def test_athlete_without_history_gets_a_plan():
     assert all(plan.summary["limits_met"].values())
     assert set(plan.summary["untested_areas"]) == {"speed", "jumping", "strength", "endurance"}
     assert "population defaults" in plan.summary["fitness_fatigue"]["source"]
+
+
+@needs_core
+@pytest.mark.parametrize("gap_weeks", [0, 3, 5, 8, 16])
+def test_plan_after_a_training_gap_meets_every_limit(athlete, gap_weeks):
+    # issue 5: the further the start from the last session, the lower the EWMA chronic load; the
+    # starting templates must respect ramp/ACWR from that state and the solved plan every limit
+    last = max(s["date"] for s in athlete.history)
+    start = last + dt.timedelta(days=2 + 7 * gap_weeks)  # a Monday, as the CLI default
+    pb = PlanProblem(athlete, weeks=8, start=start)
+    for scale in (0.85, 0.95, 1.0, 1.05):
+        assert pb.describe_violations(pb.template(scale)) == "none"
+    plan = pb.solve(seed=0, max_time=1.0)
+    daily = _check_plan(plan, athlete)
+    if gap_weeks >= 3:  # re-entry: first week well below the load before the gap, then ramping
+        before = athlete.daily_loads(last - dt.timedelta(days=27), last + dt.timedelta(days=1)).sum() / 4
+        assert daily[:7].sum() < 0.5 * before
+        assert daily[-7:].sum() > daily[:7].sum()

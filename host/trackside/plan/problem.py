@@ -181,6 +181,7 @@ class PlanProblem:
         w = np.array(EVENT_EMPHASIS[athlete.event_group]) * self.room
         self.area_w = w / w.sum()
 
+        self.trimp_a, self.trimp_b = (0.64, 1.92) if athlete.sex == "M" else (0.86, 1.67)
         # history: loads of the 42 days before the start
         hist = athlete.daily_loads(start - _dt.timedelta(days=42), start)
         self.history_loads = hist
@@ -203,6 +204,25 @@ class PlanProblem:
                 ac = LAM_A * x + (1 - LAM_A) * ac
                 ch = LAM_C * x + (1 - LAM_C) * ch
             ch = max(ch, 1e-6)
+        # after a long gap the EWMA chronic load decays towards zero and no session at all could
+        # keep the ACWR below its limits; floor the EWMA state at the steady state of a week of the
+        # lightest possible sessions (the re-entry level), and measure the weekly ramp from that level when
+        # the last 28 days hold no training (the 28-day average is then no baseline)
+        smallest = float(self.trimp(DURATIONS[0], self.cat_lo).min())
+        floor = sessions_per_week * smallest / 7.0
+        # the weekly load to return to (templates ramp towards it): the 28 days up to the last session
+        self.goal_weekly = base
+        if covered:
+            last = max(covered)
+            pre = float(athlete.daily_loads(last - _dt.timedelta(days=27), last + _dt.timedelta(days=1)).sum()) / 4.0
+            self.goal_weekly = max(base, pre)
+        if covered and lim.base_weekly_trimp is None and not hist[-28:].sum() > 0:
+            base = self.base_weekly = max(7.0 * ch, 7.0 * floor)
+        if ch < floor:
+            # detrained below the re-entry level: start from the steady state at that level (as for
+            # an athlete without history); acute ~0 against it would break acwr_lo in any week the
+            # ramp allows
+            ac = ch = floor
         self.acute0, self.chronic0 = ac, ch
 
         # decays to the target day
@@ -219,7 +239,6 @@ class PlanProblem:
         self.hist_loss = (self.ff.k1 * g_hist * (1 - math.exp(-T / self.ff.tau1))
                           - self.ff.k2 * h_hist * (1 - math.exp(-T / self.ff.tau2)))
         self.f_const = -(float(self.area_w @ self.scores) - self.hist_loss)
-        self.trimp_a, self.trimp_b = (0.64, 1.92) if athlete.sex == "M" else (0.86, 1.67)
 
         # taper and weekly ACWR lower bound
         if competition is not None:
@@ -407,26 +426,79 @@ class PlanProblem:
             return self._cache[1]
         return self.evaluate(X, with_g=False)[1][:, None]
 
+    def _session_for(self, c: int, target: float) -> tuple[float, float]:
+        """Duration and band position (0-1) of a session of category ``c`` whose TRIMP is about
+        ``target`` (longest duration that can reach it at the band's low end, then intensity)."""
+        lo, hi = float(self.cat_lo[c]), float(self.cat_hi[c])
+        tr_lo = self.trimp(np.array(DURATIONS), lo)
+        ok = np.flatnonzero(tr_lo <= target)
+        dur = DURATIONS[int(ok[-1])] if ok.size else DURATIONS[0]
+        a, b = 0.0, 1.0
+        if float(self.trimp(dur, hi)) <= target:
+            return dur, 1.0
+        for _ in range(50):
+            m = 0.5 * (a + b)
+            if float(self.trimp(dur, lo + m * (hi - lo))) <= target:
+                a = m
+            else:
+                b = m
+        return dur, a
+
     def template(self, scale: float = 1.0) -> np.ndarray:
-        """A conservative plan: weakest areas first, mid-band intensity, about the current weekly
-        load (times ``scale``) spread evenly, volume 3; taper sessions shortened."""
+        """A conservative plan: weakest areas first, about the weekly load before the last
+        recorded session (times ``scale``) spread evenly, volume 3; each week's load is kept within the ramp and the ACWR
+        limits given the athlete's EWMA state at that date (after a gap: a re-entry progression
+        from the detrained level); taper sessions cut to ``0.9 taper_keep`` of the load before."""
         lim = self.limits
         order = np.argsort(-self.area_w)
         cats = [next(i for i, c in enumerate(self.categories) if c.area == AREAS[a])
                 for a in order if any(c.area == AREAS[a] for c in self.categories)]
-        per = self.base_weekly * scale / self.sessions_per_week
-        per = min(per, 0.95 * lim.hard_fraction * lim.max_daily_trimp)  # no "hard" days: recovery holds
+        lightest = self.trimp(DURATIONS[0], self.cat_lo)  # per category
+        cap = 0.95 * lim.hard_fraction * lim.max_daily_trimp  # no "hard" days: recovery holds
+        ts = self.taper_start
+        ac, ch, prev = self.acute0, self.chronic0, self.base_weekly
+        loads = np.zeros(self.n_days)
         x = np.empty(4 * self.n_sess)
-        for s in range(self.n_sess):
-            c = cats[s % len(cats)]
-            hrr = 0.5 * (self.cat_lo[c] + self.cat_hi[c])  # mid-band: position 0.5
-            target = per
-            if self.taper_start >= 0 and self.sess_day[s] >= self.taper_start:
-                target = per * lim.taper_keep * 0.9
-            tr = self.trimp(np.array(DURATIONS), hrr)
-            ok = np.flatnonzero(tr <= target)
-            dur = DURATIONS[int(ok[-1])] if ok.size else DURATIONS[0]
-            x[4 * s: 4 * s + 4] = (c, 0.5, dur, 3)
+
+        def run(w, per, ac, ch):
+            # week w with every session at ``per``: (ACWR upper limits kept, EWMA state after)
+            ok = True
+            for t in range(7 * w, min(7 * w + 7, self.n_days)):
+                xl = per if (t in on and (ts < 0 or t < ts)) else loads[t]
+                ac, ch = LAM_A * xl + (1 - LAM_A) * ac, LAM_C * xl + (1 - LAM_C) * ch
+                if ac / ch > 0.97 * lim.acwr_daily_hi:
+                    ok = False
+            return ok and ac / ch <= 0.97 * lim.acwr_hi, ac, ch
+
+        k = 0
+        for w in range(self.n_weeks):
+            idx = np.flatnonzero(self.sess_day // 7 == w)
+            on = set(int(d) for d in self.sess_day[idx])
+            n = max(1, idx.size)
+            hi_ = min(cap, scale * self.goal_weekly / self.sessions_per_week, 0.99 * (1 + lim.ramp) * prev / n)
+            if not run(w, hi_, ac, ch)[0]:  # largest per-session load under the ACWR limits
+                lo_ = 0.0
+                for _ in range(40):
+                    mid = 0.5 * (lo_ + hi_)
+                    lo_, hi_ = (mid, hi_) if run(w, mid, ac, ch)[0] else (lo_, mid)
+                hi_ = lo_
+            for s in idx:
+                d = int(self.sess_day[s])
+                target = hi_
+                if ts >= 0 and d >= ts:
+                    pre = sum(loads[t] if t >= 0 else self.pre_taper_daily for t in range(ts - 21, ts)) / 21.0
+                    n_t = int((self.sess_day >= ts).sum())
+                    target = min(hi_, 0.9 * lim.taper_keep * pre * (self.taper_end - ts) / n_t)
+                # weakest areas first, skipping categories whose lightest session is too heavy
+                fits = [c for c in cats if lightest[c] <= target]
+                c = fits[k % len(fits)] if fits else int(np.argmin(lightest))
+                k += 1
+                dur, pos = self._session_for(c, target)
+                x[4 * s: 4 * s + 4] = (c, pos, dur, 3)
+                loads[d] = float(self.trimp(dur, self.cat_lo[c] + pos * (self.cat_hi[c] - self.cat_lo[c])))
+            for t in range(7 * w, min(7 * w + 7, self.n_days)):
+                ac, ch = LAM_A * loads[t] + (1 - LAM_A) * ac, LAM_C * loads[t] + (1 - LAM_C) * ch
+            prev = float(loads[7 * w: 7 * w + 7].sum()) if idx.size else prev
         return x
 
     def initial_plans(self, rng: np.random.Generator, n: int) -> np.ndarray:
