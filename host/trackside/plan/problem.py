@@ -209,15 +209,17 @@ class PlanProblem:
         # lightest possible sessions (the re-entry level), and measure the weekly ramp from that level when
         # the last 28 days hold no training (the 28-day average is then no baseline)
         smallest = float(self.trimp(DURATIONS[0], self.cat_lo).min())
-        floor = sessions_per_week * smallest / 7.0
+        fac = self._week_pattern(sessions_per_week)
+        floor = smallest * float((fac / fac.min()).sum()) / 7.0
         # the weekly load to return to (templates ramp towards it): the 28 days up to the last session
         self.goal_weekly = base
         if covered:
             last = max(covered)
             pre = float(athlete.daily_loads(last - _dt.timedelta(days=27), last + _dt.timedelta(days=1)).sum()) / 4.0
             self.goal_weekly = max(base, pre)
-        if covered and lim.base_weekly_trimp is None and not hist[-28:].sum() > 0:
-            base = self.base_weekly = max(7.0 * ch, 7.0 * floor)
+        if covered and lim.base_weekly_trimp is None:
+            # the ramp is measured from at least the lightest possible week (else it cannot hold)
+            base = self.base_weekly = max(base if hist[-28:].sum() > 0 else 7.0 * ch, 7.0 * floor)
         if ch < floor:
             # detrained below the re-entry level: start from the steady state at that level (as for
             # an athlete without history); acute ~0 against it would break acwr_lo in any week the
@@ -426,6 +428,16 @@ class PlanProblem:
             return self._cache[1]
         return self.evaluate(X, with_g=False)[1][:, None]
 
+    @staticmethod
+    def _week_pattern(n: int) -> np.ndarray:
+        # relative session loads of a template week: 6-7 equal sessions break Foster monotony,
+        # so alternate heavier and lighter days
+        fac = np.ones(n)
+        if n >= 6:
+            fac[0::2], fac[1::2] = 1.35, 0.65
+            fac /= fac.mean()
+        return fac
+
     def _session_for(self, c: int, target: float) -> tuple[float, float]:
         """Duration and band position (0-1) of a session of category ``c`` whose TRIMP is about
         ``target`` (longest duration that can reach it at the band's low end, then intensity)."""
@@ -464,7 +476,7 @@ class PlanProblem:
             # week w with every session at ``per``: (ACWR upper limits kept, EWMA state after)
             ok = True
             for t in range(7 * w, min(7 * w + 7, self.n_days)):
-                xl = per if (t in on and (ts < 0 or t < ts)) else loads[t]
+                xl = per * on[t] if (t in on and (ts < 0 or t < ts)) else loads[t]
                 ac, ch = LAM_A * xl + (1 - LAM_A) * ac, LAM_C * xl + (1 - LAM_C) * ch
                 if ac / ch > 0.97 * lim.acwr_daily_hi:
                     ok = False
@@ -473,22 +485,26 @@ class PlanProblem:
         k = 0
         for w in range(self.n_weeks):
             idx = np.flatnonzero(self.sess_day // 7 == w)
-            on = set(int(d) for d in self.sess_day[idx])
+            # 6-7 equal sessions a week break Foster monotony: alternate heavier and lighter days
+            fac = self._week_pattern(idx.size)
+            on = {int(d): float(f) for d, f in zip(self.sess_day[idx], fac)}
             n = max(1, idx.size)
-            hi_ = min(cap, scale * self.goal_weekly / self.sessions_per_week, 0.99 * (1 + lim.ramp) * prev / n)
+            hi_ = min(cap / (fac.max() if idx.size else 1.0), scale * self.goal_weekly / self.sessions_per_week, 0.99 * (1 + lim.ramp) * prev / n)
             if not run(w, hi_, ac, ch)[0]:  # largest per-session load under the ACWR limits
                 lo_ = 0.0
                 for _ in range(40):
                     mid = 0.5 * (lo_ + hi_)
                     lo_, hi_ = (mid, hi_) if run(w, mid, ac, ch)[0] else (lo_, mid)
                 hi_ = lo_
+            if idx.size:
+                hi_ = max(hi_, float(lightest.min()) / fac.min())
             for s in idx:
                 d = int(self.sess_day[s])
-                target = hi_
+                target = hi_ * on[d]
                 if ts >= 0 and d >= ts:
                     pre = sum(loads[t] if t >= 0 else self.pre_taper_daily for t in range(ts - 21, ts)) / 21.0
                     n_t = int((self.sess_day >= ts).sum())
-                    target = min(hi_, 0.9 * lim.taper_keep * pre * (self.taper_end - ts) / n_t)
+                    target = min(target, 0.9 * lim.taper_keep * pre * (self.taper_end - ts) / n_t)
                 # weakest areas first, skipping categories whose lightest session is too heavy
                 fits = [c for c in cats if lightest[c] <= target]
                 c = fits[k % len(fits)] if fits else int(np.argmin(lightest))
