@@ -149,6 +149,22 @@ class Sampler:
             self._tf = f & 255
             d = ((now - self._t + _HALF) & _MASK) - _HALF
 
+    def _load_accel_gyro(self):
+        """Next stream row into the accel/gyro output registers (ax..gz), at the set full scales
+        (``_afs``/``_gfs``: right shifts from the stream's finest range)."""
+        c = self._cursor
+        if c is not None:
+            d = c.stream.data
+            b = c.next()
+            af = self._afs
+            gf = self._gfs
+            self.ax = sat16(d[b] >> af)
+            self.ay = sat16(d[b + 1] >> af)
+            self.az = sat16(d[b + 2] >> af)
+            self.gx = sat16(d[b + 3] >> gf)
+            self.gy = sat16(d[b + 4] >> gf)
+            self.gz = sat16(d[b + 5] >> gf)
+
     def _skipped(self, n):
         """``n`` samples passed unseen (their FIFO would have overflowed)."""
 

@@ -18,7 +18,7 @@ Stream channels as for the MPU-9250 (accel 1/16384 g, gyro 1/131 dps, 6..8 AK099
 """
 
 from chips.akm import AK09916
-from chips.base import Cursor, Fifo, Sampler, Stream, now, sat16
+from chips.base import Cursor, Fifo, Sampler, Stream, now
 
 _FIFO_SIZE = 512
 _TEMP_25C = 1335
@@ -113,18 +113,7 @@ class ICM20948(Sampler):
 
     def _sample(self):
         self.samples += 1
-        c = self._cursor
-        if c is not None:
-            d = c.stream.data
-            b = c.next()
-            af = self._afs
-            gf = self._gfs
-            self.ax = sat16(d[b] >> af)
-            self.ay = sat16(d[b + 1] >> af)
-            self.az = sat16(d[b + 2] >> af)
-            self.gx = sat16(d[b + 3] >> gf)
-            self.gy = sat16(d[b + 4] >> gf)
-            self.gz = sat16(d[b + 5] >> gf)
+        self._load_accel_gyro()
         self.int_status1 = 1
         b0 = self.banks[0]
         b3 = self.banks[3]

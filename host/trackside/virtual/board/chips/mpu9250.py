@@ -19,7 +19,7 @@ units), 6..8 AK8963 raw counts; the chip shifts by the configured full-scale and
 """
 
 from chips.akm import AK8963
-from chips.base import Cursor, Fifo, Sampler, Stream, now, sat16
+from chips.base import Cursor, Fifo, Sampler, Stream, now
 
 _FIFO_SIZE = 512
 _TEMP_25C = 1335  # (25 - 21) * 333.87
@@ -112,18 +112,7 @@ class MPU9250(Sampler):
 
     def _sample(self):
         self.samples += 1
-        c = self._cursor
-        if c is not None:
-            d = c.stream.data
-            b = c.next()
-            af = self._afs
-            gf = self._gfs
-            self.ax = sat16(d[b] >> af)
-            self.ay = sat16(d[b + 1] >> af)
-            self.az = sat16(d[b + 2] >> af)
-            self.gx = sat16(d[b + 3] >> gf)
-            self.gy = sat16(d[b + 4] >> gf)
-            self.gz = sat16(d[b + 5] >> gf)
+        self._load_accel_gyro()
         self.int_status |= 0x01
         r = self.regs
         n_ext = 0
