@@ -39,5 +39,6 @@ class BuildExtClearErrors(build_ext):
 
 setup(
     cmdclass={"build_ext": BuildExtClearErrors},
-    cffi_modules=["host/trackside/plan/_build_core.py:ffibuilder"],
+    cffi_modules=["host/trackside/plan/_build_core.py:ffibuilder",
+                  "host/trackside/aggregator/_build_livecore.py:ffibuilder"],
 )

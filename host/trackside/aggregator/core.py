@@ -13,6 +13,7 @@ Offline, :func:`process_trace` runs the same checks on a whole trace in one go.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from tsproto.decoder import StreamDecoder
 from tsproto.fast import FastDecoder, LiveDecoder
 from tsproto.frame import FrameWriter as WireWriter
 
+from trackside.aggregator import livecore
 from trackside.aggregator.clock import US, Aligned, ClockModel, ClockSync, StreamAligner, Unwrapper, align
 from trackside.aggregator.reader import CommandTracker, MultiPortReader, NodeTracker, PendingCommand
 from trackside.aggregator.store import FrameWriter
@@ -122,6 +124,8 @@ class PortState:
     open: bool = False
     bytes_in: int = 0
     unplugs: int = 0
+    index: int = -1                       # position in Pipeline.port_list (C records name it)
+    core: object = None                   # C state of the live path (livecore), if in use
 
 
 class Pipeline:
@@ -129,12 +133,14 @@ class Pipeline:
 
     ``writer``: a store :class:`FrameWriter` (or None). ``rate_hz``: the session rate of the
     aligned grid. ``on_aligned(k, t_slot, {node: values or None})``: aligned rows (live).
-    ``on_reply(port, bytes)``: where to send answers the host owes (time-sync replies)."""
+    ``on_reply(port, bytes)``: where to send answers the host owes (time-sync replies).
+    ``live_core``: decode and check live input in C (:mod:`~trackside.aggregator.livecore`) when
+    the extension is built; False keeps everything in Python (same results, ~3x the CPU)."""
 
     def __init__(self, writer: FrameWriter | None = None, *, rate_hz: float = 200.0,
                  on_aligned: Callable | None = None, max_wait_s: float = 0.02,
                  clock: Callable[[], float] = time.time, on_reply: Callable[[str, bytes], None] | None = None,
-                 keep_samples: bool = False, segments: dict[int, str] | None = None):
+                 keep_samples: bool = False, segments: dict[int, str] | None = None, live_core: bool = True):
         if not rate_hz > 0:
             raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
         self.writer = writer
@@ -160,12 +166,20 @@ class Pipeline:
         self.aligned_latency_ms: deque = deque(maxlen=100_000)
         self._lock = threading.RLock()
         self._inbox: deque = deque()                            # (port, bytes, t) from reader threads
+        self._core = livecore.LiveCore() if live_core and livecore.AVAILABLE else None
+        self.port_list: list[PortState] = []
+        self._armed: set[int] = set()                           # nodes whose lane is armed in C
+        self._fd_key: tuple = ()
+        self._fd_reader = None
 
     # -- ports ------------------------------------------------------------------------------
     def port(self, name: str) -> PortState:
         p = self.ports.get(name)
         if p is None:
-            p = self.ports[name] = PortState(name)
+            p = self.ports[name] = PortState(name, index=len(self.port_list))
+            self.port_list.append(p)
+            if self._core is not None:
+                p.core = self._core.new_port(p.index)
         return p
 
     def port_event(self, name: str, state: str, t_host: float, detail: str = "") -> None:
@@ -182,6 +196,10 @@ class Pipeline:
                 # an unfinished frame dies with the cable
                 p.decoder = FastDecoder()
                 p.tail = b""
+                if p.core is not None:
+                    self._core.reset_port(p.core)
+                    self._core.disarm_port(p.index)
+                    self._armed -= p.nodes
                 for nid in p.nodes:
                     self.nodes[nid].unplugged_at = t_host
                 self._event(t_host, None, "unplug", f"{name}: {detail}")
@@ -390,6 +408,32 @@ class Pipeline:
                 run.append(it)
         return done + self._process_run(run)
 
+    def read_fds(self, fds: dict[int, str], t_host: float) -> list[tuple[str, str]] | None:
+        """Live input read in C: every readable fd of ``fds`` (fd -> port name) read once, now,
+        and processed (queued port events first). Returns ``(port, why)`` for the ports whose
+        read failed (unplugged), or None without the C path (the caller reads in Python)."""
+        if self._core is None:
+            return None
+        self.process_pending()
+        with self._lock:
+            key = tuple(fds.items())
+            if key != self._fd_key:
+                self._fd_reader = self._core.reader(list(fds), [self.port(name).core for name in fds.values()])
+                self._fd_key = key
+            rd = self._fd_reader
+            while True:
+                more = rd.read(t_host)
+                if more == -2:          # no poll/read here (Windows): the caller reads
+                    return None
+                self._drain_core()
+                if not more:
+                    break
+            failed = rd.failed()
+            if self.aligner is not None:
+                self.aligner.poll(self.clock())
+        names = list(fds.values())
+        return [(names[i], "end of file" if st == -1 else os.strerror(st)) for i, st in failed]
+
     def push_event(self, name: str, state: str, t_host: float, detail: str = "") -> None:
         """A port event from a reader thread, queued in order with the bytes (see :meth:`push`)."""
         self._inbox.append((name, None, t_host, state, detail))
@@ -399,6 +443,8 @@ class Pipeline:
         reference decoder (pure Python: for a few frames per tick far cheaper than numpy)."""
         if not items:
             return 0
+        if self._core is not None:
+            return self._process_run_core(items)
         total = 0
         with self._lock:
             for name, data, t in items:
@@ -432,24 +478,121 @@ class Pipeline:
                 self.aligner.poll(self.clock())
         return total
 
-    def _live_batch(self, p: PortState, m, t_recv: float, raw: bytes) -> None:
-        """One sample batch decoded by the reference decoder (live path)."""
-        nid = m.node_id
-        node = self._node(nid, p)
-        t_us = m.t_us
-        v = node.tracker.check(m.seq, t_us, clock_period=CLOCK_PERIOD, t_host=t_recv)
-        if not v.accept:
+    def _process_run_core(self, items: list) -> int:
+        """The live chunks through the C path: frames split, decoded and (clean ones) checked in C,
+        then the records in stream order here."""
+        core = self._core
+        total = 0
+        with self._lock:
+            for name, data, t in items:
+                p = self.port(name)
+                n = len(data)
+                total += n                  # (counted in p.core.bytes_in)
+                done = core.feed(p.core, data, t)
+                while done < n:             # output full: take what is there, feed the rest
+                    self._drain_core()
+                    data = data[done:]
+                    n = len(data)
+                    done = core.feed(p.core, data, t)
+            self._drain_core()
+            if self.aligner is not None:
+                self.aligner.poll(self.clock())
+        return total
+
+    def _drain_core(self) -> None:
+        """Act on the C records (in stream order), then arm the lanes of nodes that may have one."""
+        recs, rows, raw = self._core.take()
+        if not recs:
             return
+        ports = self.port_list
+        armed = self._armed
+        touched = set()
+        for pi, kind, nid, seq, t_us, period, flags, n, r0, off, ln, _ver, t, u_first in recs:
+            p = ports[pi]
+            fr = raw[off:off + ln]
+            if kind == livecore.LANE:
+                node = self.nodes[nid]
+                tr = node.tracker
+                tr.last_seq = seq
+                tr.last_t_node = t_us
+                tr.last_t_host = t
+                tr.frames += 1
+                rec = tr._recent
+                rec.add(seq)
+                if len(rec) > 64:           # as NodeTracker.check
+                    tr._recent = {s for s in rec if (seq - s) % SEQ_PERIOD < 32}
+                node.last_t_host = t
+                un = node.unwrap
+                un.last_raw = t_us
+                un.last = u_first
+                self._accept_batch(node, seq, t_us, period, n, rows, r0, t, fr, u_first)
+                continue
+            if nid >= 0:
+                armed.discard(nid)          # the C side disarmed it: Python judges this frame
+                touched.add(nid)
+            else:                           # undecodable bytes disarm the whole port
+                armed -= p.nodes
+                touched |= p.nodes
+            if kind == livecore.BATCH:
+                node = self._node(nid, p)
+                if self._judge(node, seq, t_us, flags, t):
+                    self._accept_batch(node, seq, t_us, period, n, rows, r0, t, fr)
+                continue
+            out: list = []
+            p.live.frame(fr[:-1], out)
+            for m in out:
+                touched.add(m.node_id)
+                armed.discard(m.node_id)
+                if m.type == C.T_SAMPLES:
+                    self._live_batch(p, m, t, fr)
+                else:
+                    self._message(p, m, t, raw=fr)
+        for nid in touched - armed:
+            self._arm(nid)
+
+    def _arm(self, nid: int) -> None:
+        """Let the C side judge this node's next frames if its state allows the clean case."""
+        node = self.nodes.get(nid)
+        if node is None or node.unplugged_at is not None:
+            return
+        tr = node.tracker
+        un = node.unwrap
+        p = self.ports.get(node.port)
+        if (p is None or p.core is None or tr.last_seq is None or tr.last_t_node is None or tr.last_t_host is None
+                or un.last_raw is None or tr.seq_period != SEQ_PERIOD or un.period != CLOCK_PERIOD):
+            return
+        last = tr.last_seq
+        if any((last - s) % SEQ_PERIOD >= SEQ_PERIOD // 2 for s in tr._recent):
+            return                          # a "newer" remembered seq: check() may call the next a duplicate
+        self._core.arm(nid, p.index, last, tr.last_t_node, tr.last_t_host, un.last_raw, un.last, tr.reboot_jump_us)
+        self._armed.add(nid)
+
+    def _judge(self, node: NodeState, seq: int, t_us: int, flags: int, t_recv: float) -> bool:
+        """Sequence check of one sample batch, with what broke the stream recorded; False: drop it."""
+        v = node.tracker.check(seq, t_us, clock_period=CLOCK_PERIOD, t_host=t_recv)
+        if not v.accept:
+            return False
         if v.missing or v.reboot or node.unplugged_at is not None:
             self._continuity(node, v, t_recv)
         else:                       # nothing broke: what _continuity would do
             node.last_t_host = t_recv
-        if m.flags & C.F_GAP:
-            self._event(t_recv, nid, "sample_gap", "node reports lost samples (FIFO overflow)")
-        samples = m.samples
-        n = len(samples)
-        period = m.period_us
-        u_first = node.unwrap(t_us)
+        if flags & C.F_GAP:
+            self._event(t_recv, node.node_id, "sample_gap", "node reports lost samples (FIFO overflow)")
+        return True
+
+    def _live_batch(self, p: PortState, m, t_recv: float, raw: bytes) -> None:
+        """One sample batch decoded by the reference decoder (live path)."""
+        node = self._node(m.node_id, p)
+        if self._judge(node, m.seq, m.t_us, m.flags, t_recv):
+            self._accept_batch(node, m.seq, m.t_us, m.period_us, len(m.samples), m.samples, 0, t_recv, raw)
+
+    def _accept_batch(self, node: NodeState, seq: int, t_us: int, period: int, n: int, vals, r0: int,
+                      t_recv: float, raw: bytes, u_first: int | None = None) -> None:
+        """An accepted sample batch (rows ``vals[r0:r0 + n]``): clock, store, keep, align.
+        ``u_first``: its first sample's unwrapped node time when already known (C lane)."""
+        nid = node.node_id
+        if u_first is None:
+            u_first = node.unwrap(t_us)
         u_last = u_first + (n - 1) * period
         node.oneway.one_way(u_last, t_recv, unwrapped=True)
         off = t_recv - u_last * US
@@ -458,15 +601,16 @@ class Pipeline:
         node.samples += n
         node.rate_window.append((t_recv, n))
         if self.writer is not None:
-            self.writer.frame(nid, m.seq, t_us, t_recv, C.T_SAMPLES, raw, nsamples=n)
+            self.writer.frame(nid, seq, t_us, t_recv, C.T_SAMPLES, raw, nsamples=n)
         if self.keep_samples:
-            self.kept.setdefault(nid, []).append((u_first, period, n, 0, np.array(samples, np.int16)))
+            arr = vals if isinstance(vals, np.ndarray) else np.array(vals, np.int16)
+            self.kept.setdefault(nid, []).append((u_first, period, n, r0, arr))
         c0, c1 = node.linear()
         node.latency_ms.append((t_recv - (c0 + u_last * c1)) * 1e3)
         if self.aligner is not None:
             add = self.aligner.add
             for k in range(n):
-                add(nid, c0 + (u_first + k * period) * c1, (samples[k], t_recv))
+                add(nid, c0 + (u_first + k * period) * c1, (vals[r0 + k], t_recv))
 
     def _raw(self, buf: bytes, end: int) -> bytes:
         start = buf.rfind(b"\x00", 0, end) + 1
@@ -703,11 +847,17 @@ class Pipeline:
     def bad_frames(self, port: str | None = None) -> dict:
         """Decoder counters summed over ports (or of one port)."""
         out: dict[str, int] = {}
-        decoders = [d for name, p in self.ports.items() if port is None or name == port for d in (p.decoder, p.live)]
-        for dec in decoders:
-            for k, v in dec.stats().items():
+        chosen = [p for name, p in self.ports.items() if port is None or name == port]
+        stats = [d.stats() for p in chosen for d in (p.decoder, p.live)]
+        stats += [livecore.LiveCore.port_stats(p.core) for p in chosen if p.core is not None]
+        for st in stats:
+            for k, v in st.items():
                 out[k] = out.get(k, 0) + v
         return out
+
+    def lane_frames(self) -> int:
+        """Sample batches judged by the C side (its lanes) so far; 0 without the C path."""
+        return sum(int(p.core.lane_frames) for p in self.port_list if p.core is not None)
 
     def aligned(self) -> Aligned:
         """Align everything kept (``keep_samples=True``) with the final clock models."""
@@ -815,8 +965,10 @@ class Aggregator:
                 from trackside.aggregator.traces import TraceWriter
                 safe = port.replace("/", "_").replace(":", "_").strip("_")
                 self.traces[port] = TraceWriter(Path(trace_dir) / f"{safe}.tstrace", port=port, baudrate=baudrate)
+        # without traces to keep, the bytes are read and decoded in C (Pipeline.read_fds)
         self.reader = MultiPortReader(self.ports, self._on_bytes, on_state=self._on_state, on_idle=self._on_idle,
-                                      baudrate=baudrate, min_period=tick_s, clock=clock)
+                                      baudrate=baudrate, min_period=tick_s, clock=clock,
+                                      read_fds=None if self.traces else self.pipeline.read_fds)
 
     def _on_bytes(self, port: str, data: bytes, t: float) -> None:
         tw = self.traces.get(port)

@@ -320,12 +320,15 @@ class MultiPortReader(threading.Thread):
     ``on_bytes(port, data, t_host)``, ``on_state(port, state, t_host, detail)`` as PortReader;
     ``on_idle(now)`` runs in the same thread after each batch of reads (processing, timers).
     Reads are batched: after a wake-up the thread reads every ready port, then waits at least
-    ``min_period`` before the next wake-up (latency vs CPU)."""
+    ``min_period`` before the next wake-up (latency vs CPU). ``read_fds(fds, t)`` (fd -> port),
+    if given, reads and processes the ready ports itself (the pipeline's C path) and returns the
+    ``(port, why)`` whose read failed, or None to leave reading to this thread."""
 
     def __init__(self, ports: list[str], on_bytes: Callable[[str, bytes, float], None], *,
                  on_state: Callable[[str, str, float, str], None] | None = None,
                  on_idle: Callable[[float], None] | None = None, baudrate: int = 921600,
-                 retry_s: float = 0.05, min_period: float = 0.003, clock: Callable[[], float] = time.time):
+                 retry_s: float = 0.05, min_period: float = 0.003, clock: Callable[[], float] = time.time,
+                 read_fds: Callable[[dict[int, str], float], list[tuple[str, str]] | None] | None = None):
         super().__init__(name="trackside-ports", daemon=True)
         self.ports = list(ports)
         self.on_bytes = on_bytes
@@ -335,6 +338,7 @@ class MultiPortReader(threading.Thread):
         self.retry_s = retry_s
         self.min_period = min_period
         self.clock = clock
+        self.read_fds = read_fds
         self._ser: dict[str, serial.SerialBase] = {}
         self._next_try: dict[str, float] = {p: 0.0 for p in self.ports}
         self._announced: set[str] = set()
@@ -405,6 +409,15 @@ class MultiPortReader(threading.Thread):
             wait = max(0.0, self.min_period - (time.monotonic() - last))
             if wait:
                 time.sleep(wait)    # < min_period: cheaper than Event.wait, stop() still prompt
+            if fds and self.read_fds is not None:
+                last = time.monotonic()
+                failed = self.read_fds(fds, self.clock())
+                if failed is not None:
+                    for port, why in failed:
+                        self._drop(port, why)
+                    self.on_idle(self.clock())
+                    continue
+                self.read_fds = None        # not available: read here from now on
             try:
                 ready = select.select(self._fd_list, [], [], 0.02)[0] if fds else []
             except (OSError, ValueError):

@@ -1,0 +1,288 @@
+/* Live hot path of the aggregator: see livecore.h. Mirrors tsproto.fast._fast_batch (decode)
+ * and the clean branch of NodeTracker.check + Unwrapper (lanes) exactly. */
+#include <string.h>
+
+#ifndef _WIN32
+#include <errno.h>
+#include <poll.h>
+#include <unistd.h>
+#endif
+
+#include "livecore.h"
+
+#define VERSION_MAJOR 1
+#define VERSION_MINOR 0
+#define HEADER_LEN 9
+#define MIN_PAYLOAD 13
+#define T_SAMPLES 0x10
+#define F_RAW 0x01
+#define F_GAP 0x02
+#define CRC_INIT 0xD202EF8Du
+
+static uint32_t crc_table[256];
+static int crc_ready = 0;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+    crc_ready = 1;
+}
+
+uint32_t lc_crc32(const uint8_t *data, int32_t n, uint32_t crc) {
+    if (!crc_ready) crc_init();
+    crc = ~crc;
+    for (int32_t i = 0; i < n; i++) crc = crc_table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* COBS body (no 0x00) -> payload in p (n - 1 bytes). Single-block-length frames only (no 0xFF
+ * code), as the fast path of the reference: 0 on anything else. */
+static int cobs_small(const uint8_t *chunk, int32_t n, uint8_t *p) {
+    if (n < 1 || n > 254 || chunk[0] == 0xFF) return 0;
+    memcpy(p, chunk + 1, (size_t)(n - 1));
+    int32_t i = chunk[0];
+    while (i < n) {
+        uint8_t c = chunk[i];
+        if (c == 0xFF) return 0;
+        p[i - 1] = 0;
+        i += c;
+    }
+    return i == n;
+}
+
+/* Sample batch payload p (len plen, CRC checked) -> rows. Returns the row count, 0 if this is
+ * not a batch the fast path takes (the reference decides then). */
+static int decode_batch(const uint8_t *p, int32_t plen, int16_t *rows, int32_t max_rows,
+                        int32_t *period, int32_t *flags) {
+    int32_t end = plen - 4;
+    if (end < HEADER_LEN + 4) return 0;
+    uint8_t ver = p[0];
+    if (p[1] != T_SAMPLES || (ver >> 4) != VERSION_MAJOR || (ver & 15) > VERSION_MINOR) return 0;
+    int32_t cnt = p[12];
+    if (cnt == 0 || cnt > max_rows) return 0;
+    *period = rd16(p + 9);
+    *flags = p[11];
+    int raw = p[11] & F_RAW;
+    int nv = raw ? 9 : 13;
+    int32_t o = HEADER_LEN + 4;
+    if (o + 2 * nv > end) return 0;
+    uint16_t v[LC_NV], q[LC_NV], r[LC_NV];
+    for (int c = 0; c < nv; c++) {
+        v[c] = rd16(p + o + 2 * c) ^ 0x8080;
+        q[c] = 0;
+    }
+    o += 2 * nv;
+    for (int c = 0; c < LC_NV; c++) rows[c] = c < nv ? (int16_t)v[c] : 0;
+    static const int shift[4] = {0, 2, 4, 6}, col0[4] = {0, 3, 6, 9}, count[4] = {3, 3, 3, 4};
+    for (int32_t s = 1; s < cnt; s++) {
+        if (o >= end) return 0;
+        uint8_t tag = p[o++];
+        int groups = raw ? 3 : 4;
+        if (raw && (tag >> 6)) return 0;
+        for (int g = 0; g < groups; g++) {
+            int code = (tag >> shift[g]) & 3;
+            if (code == 3) return 0;
+            for (int c = col0[g]; c < col0[g] + count[g]; c++) {
+                if (code == 0) {
+                    r[c] = 0;
+                } else if (code == 1) {
+                    if (o + 1 > end) return 0;
+                    r[c] = (uint16_t)(p[o] + 0xFF80);
+                    o += 1;
+                } else {
+                    if (o + 2 > end) return 0;
+                    r[c] = rd16(p + o) ^ 0x8080;
+                    o += 2;
+                }
+            }
+        }
+        for (int c = 0; c < nv; c++) {
+            /* acc, gyr, quat second order (running difference); mag (6..8) first order */
+            uint16_t d = (c >= 6 && c <= 8) ? r[c] : (q[c] = (uint16_t)(q[c] + r[c]));
+            v[c] = (uint16_t)(v[c] + d);
+        }
+        int16_t *row = rows + (int64_t)s * LC_NV;
+        for (int c = 0; c < LC_NV; c++) row[c] = c < nv ? (int16_t)v[c] : 0;
+    }
+    return cnt;
+}
+
+static void disarm_port(lc_out *out, int32_t port) {
+    for (int i = 0; i < 256; i++)
+        if (out->lanes[i].armed && out->lanes[i].port == port) out->lanes[i].armed = 0;
+}
+
+void lc_disarm_port(lc_out *out, int32_t port) { disarm_port(out, port); }
+
+static int room(const lc_out *out, int32_t frame_len) {
+    return out->n_records < out->max_records && out->n_rows + 255 <= out->max_rows &&
+           out->raw_len + frame_len + 1 <= out->raw_cap;
+}
+
+/* One complete frame (its bytes between delimiters, n > 0). */
+static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host, lc_out *out) {
+    uint8_t p[256];
+    lc_record *rec = out->records + out->n_records;
+    int ok = cobs_small(chunk, n, p);
+    int32_t plen = n - 1;
+    int crc_ok = ok && plen >= MIN_PAYLOAD && lc_crc32(p, plen - 4, CRC_INIT) == rd32(p + plen - 4);
+    int32_t rows = 0, period = 0, flags = 0;
+    if (crc_ok)
+        rows = decode_batch(p, plen, out->samples + (int64_t)out->n_rows * LC_NV, out->max_rows - out->n_rows,
+                            &period, &flags);
+    rec->port = port->index;
+    rec->t_host = t_host;
+    rec->raw_off = out->raw_len;
+    rec->raw_len = n + 1;
+    memcpy(out->raw + out->raw_len, chunk, (size_t)n);
+    out->raw[out->raw_len + n] = 0;
+    out->raw_len += n + 1;
+    rec->u_first = 0;
+    rec->row = -1;
+    if (!crc_ok) {
+        /* the reference decoder may still recover a frame of any node from these bytes */
+        rec->kind = LC_OTHER;
+        rec->node = -1;
+        rec->seq = -1;
+        rec->t_us = 0;
+        rec->version = 0;
+        rec->period_us = rec->flags = rec->n = 0;
+        disarm_port(out, port->index);
+        out->n_records++;
+        return;
+    }
+    int32_t node = p[2], seq = rd16(p + 3);
+    uint32_t t_us = rd32(p + 5);
+    lc_lane *lane = out->lanes + node;
+    rec->node = node;
+    rec->seq = seq;
+    rec->t_us = t_us;
+    rec->version = p[0];
+    if (rows == 0) {
+        rec->kind = LC_OTHER;
+        rec->period_us = rec->flags = rec->n = 0;
+        lane->armed = 0;
+        out->n_records++;
+        return;
+    }
+    port->fast_frames++;
+    rec->period_us = period;
+    rec->flags = flags;
+    rec->n = rows;
+    rec->row = out->n_rows;
+    out->n_rows += rows;
+    rec->kind = LC_BATCH;
+    if (lane->armed && lane->port == port->index && !(flags & F_GAP)) {
+        int32_t d = (seq - lane->last_seq) & 0xFFFF;
+        int64_t step = (int32_t)(t_us - lane->last_t_node);
+        int clean = d == 1 && step >= -(int64_t)lane->reboot_jump_us &&
+                    !((double)step - (t_host - lane->last_t_host) * 1e6 > (double)lane->reboot_jump_us);
+        if (clean) {
+            lane->last_seq = seq;
+            lane->last_t_node = t_us;
+            lane->last_t_host = t_host;
+            lane->unwrap_last += (int32_t)(t_us - lane->unwrap_raw);
+            lane->unwrap_raw = t_us;
+            rec->u_first = lane->unwrap_last;
+            rec->kind = LC_LANE;
+            port->lane_frames++;
+        }
+    }
+    if (rec->kind != LC_LANE) lane->armed = 0;   /* Python judges it: its state moves on */
+    out->n_records++;
+}
+
+int32_t lc_feed(lc_port *port, const uint8_t *data, int32_t n, double t_host, lc_out *out) {
+    int32_t start = 0;   /* start of the current frame's bytes in data */
+    for (int32_t i = 0; i < n; i++) {
+        if (data[i] != 0) continue;
+        int32_t seg = i - start;
+        int32_t total = port->tail_len + seg;
+        if (total > 0) {
+            if (total <= LC_MAX_FRAME && !room(out, total)) {
+                /* output full: keep this frame's bytes for the next call (delimiter unread) */
+                memcpy(port->tail + port->tail_len, data + start, (size_t)seg);
+                port->tail_len = total;
+                port->bytes_in += i;
+                return i;
+            }
+            if (total > LC_MAX_FRAME) {
+                port->oversize++;                 /* too long for a frame: only counted */
+                port->bytes_discarded += total + 1;
+            } else if (port->tail_len == 0) {
+                frame(port, data + start, seg, t_host, out);
+            } else {
+                memcpy(port->tail + port->tail_len, data + start, (size_t)seg);
+                frame(port, port->tail, total, t_host, out);
+            }
+        }
+        port->tail_len = 0;
+        start = i + 1;
+    }
+    int32_t rest = n - start;
+    int32_t total = port->tail_len + rest;
+    if (total > LC_MAX_FRAME) {
+        /* no delimiter in sight: what cannot be a frame is dropped (StreamDecoder.feed) */
+        port->oversize++;
+        port->bytes_discarded += total;
+        port->tail_len = 0;
+    } else {
+        memcpy(port->tail + port->tail_len, data + start, (size_t)rest);
+        port->tail_len = total;
+    }
+    port->bytes_in += n;
+    return n;
+}
+
+#define LC_POLL_MAX 256
+#define LC_READ_MAX 65536
+
+int32_t lc_read(const int32_t *fds, lc_port **ports, int32_t n, double t_host, lc_out *out, int32_t *status) {
+#ifdef _WIN32
+    (void)fds; (void)ports; (void)n; (void)t_host; (void)out; (void)status;
+    return -2;
+#else
+    static uint8_t buf[LC_READ_MAX];
+    struct pollfd pf[LC_POLL_MAX];
+    if (n > LC_POLL_MAX) n = LC_POLL_MAX;
+    for (int32_t i = 0; i < n; i++) {
+        pf[i].fd = fds[i];
+        pf[i].events = POLLIN;
+        pf[i].revents = 0;
+        status[i] = 0;
+    }
+    if (n == 0 || poll(pf, (nfds_t)n, 0) <= 0) return 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (!pf[i].revents) continue;
+        /* a frame yields at most one record, its bytes at most as many rows and raw bytes */
+        int64_t cap = LC_READ_MAX;
+        int64_t free_raw = (int64_t)out->raw_cap - out->raw_len - LC_MAX_FRAME - 8;
+        int64_t free_rows = (int64_t)out->max_rows - out->n_rows - LC_MAX_FRAME - 256;
+        int64_t free_recs = (int64_t)out->max_records - out->n_records - 2;
+        if (free_raw < cap) cap = free_raw;
+        if (free_rows < cap) cap = free_rows;
+        if (free_recs < cap) cap = free_recs;
+        if (cap < 64) return 1;
+        ssize_t got = read(fds[i], buf, (size_t)cap);
+        if (got < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+            status[i] = errno;
+            continue;
+        }
+        if (got == 0) {
+            status[i] = -1;
+            continue;
+        }
+        lc_feed(ports[i], buf, (int32_t)got, t_host, out);
+    }
+    return 0;
+#endif
+}

@@ -1,0 +1,76 @@
+/* Live hot path of the aggregator (C, via cffi): split a port's bytes into frames, decode
+ * intact sample batches, and run the sequence/clock checks of the common case ("lanes").
+ *
+ * The wire format's source of truth stays shared/tsproto (docs/protocol.md); this is the C twin
+ * of tsproto.fast._fast_batch and of the clean branch of NodeTracker.check + Unwrapper, checked
+ * against them by tests/aggregator/test_livecore.py. Anything unusual (other messages, damaged
+ * or newer frames, sequence gaps, duplicates, reboots, F_GAP) is handed to Python unchanged.
+ */
+#include <stdint.h>
+
+#define LC_MAX_FRAME 2048   /* bytes between delimiters kept for a frame (tsproto max_frame) */
+#define LC_NV 13            /* values per output sample row */
+
+/* record kinds */
+#define LC_LANE 1    /* sample batch accepted by its node's lane: seq/clock checked, u_first set */
+#define LC_BATCH 2   /* intact sample batch, decoded, NOT judged: Python checks it */
+#define LC_OTHER 3   /* anything else: raw COBS body for the reference decoder */
+
+typedef struct {
+    int32_t tail_len;                 /* bytes of an unfinished frame (no delimiter yet) */
+    int32_t index;                    /* the caller's port number, copied into records */
+    uint8_t tail[LC_MAX_FRAME + 8];
+    int64_t bytes_in;
+    int64_t fast_frames;              /* frames decoded here (LC_LANE + LC_BATCH) */
+    int64_t lane_frames;              /* of which accepted by their node's lane */
+    int64_t oversize;                 /* > LC_MAX_FRAME without a delimiter: dropped */
+    int64_t bytes_discarded;
+} lc_port;
+
+typedef struct {
+    int32_t armed;                    /* 1: this node's clean frames are judged here */
+    int32_t port;                     /* port index the lane belongs to */
+    int32_t last_seq;
+    uint32_t last_t_node;
+    double last_t_host;
+    int64_t unwrap_last;              /* Unwrapper.last (unwrapped node µs of last_raw) */
+    uint32_t unwrap_raw;              /* Unwrapper.last_raw */
+    int32_t reboot_jump_us;
+} lc_lane;
+
+typedef struct {
+    int32_t port, kind, node, seq;
+    uint32_t t_us;
+    int32_t period_us, flags, n;
+    int32_t row;                      /* first row in the samples buffer (LC_LANE / LC_BATCH) */
+    int32_t raw_off, raw_len;         /* wire frame (body + 0x00) in the raw buffer */
+    int32_t version;
+    double t_host;
+    int64_t u_first;                  /* unwrapped node µs of the first sample (LC_LANE) */
+} lc_record;
+
+typedef struct {
+    lc_record *records;
+    int32_t max_records, n_records;
+    int16_t *samples;                 /* rows of LC_NV int16 */
+    int32_t max_rows, n_rows;
+    uint8_t *raw;
+    int32_t raw_cap, raw_len;
+    lc_lane *lanes;                   /* 256, indexed by node id */
+} lc_out;
+
+/* Feed bytes received on one port at host time t_host. Returns how many input bytes were
+ * consumed: less than n only when the output is full (take the records, then feed the rest). */
+int32_t lc_feed(lc_port *port, const uint8_t *data, int32_t n, double t_host, lc_out *out);
+
+/* Read every readable fd once without waiting (poll) and feed its port, at host time t_host.
+ * status[i]: 0 fine, -1 end of file, else the errno of the failed read (the cable was pulled).
+ * Reads stop early when the output could overflow: returns 1 then (take the records and call
+ * again; unread bytes wait in the kernel), else 0; -2 where this is not supported (Windows). */
+int32_t lc_read(const int32_t *fds, lc_port **ports, int32_t n, double t_host, lc_out *out, int32_t *status);
+
+/* Disarm every lane of a port (unplug, undecodable bytes). */
+void lc_disarm_port(lc_out *out, int32_t port);
+
+/* CRC-32 (zlib) of data continuing from crc: the same as zlib.crc32(data, crc). */
+uint32_t lc_crc32(const uint8_t *data, int32_t n, uint32_t crc);
