@@ -19,6 +19,7 @@ time and slot time plus the clock fit residual.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -205,15 +206,34 @@ def fit_clock(node_us: np.ndarray, host_s: np.ndarray) -> ClockModel:
     return ClockModel(u0, h0, float(intercept), drift, float(np.sqrt(np.mean(resid ** 2))), n)
 
 
+@functools.lru_cache(maxsize=8)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs i < j of n points (live refits use the same n over and over)."""
+    i, j = np.triu_indices(n, 1)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
+
+
 def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Theil-Sen line: median of pairwise slopes, then median intercept (scipy.stats.theilslopes
     with method="joint",
     without its confidence interval, which costs milliseconds per call)."""
-    i, j = np.triu_indices(len(x), 1)
+    i, j = _pairs(len(x))
     dx = x[j] - x[i]
     ok = dx != 0
-    slope = float(np.median((y[j] - y[i])[ok] / dx[ok]))
-    return slope, float(np.median(y - slope * x))
+    slope = _median((y[j] - y[i])[ok] / dx[ok])
+    return slope, _median(y - slope * x)
+
+
+def _median(a: np.ndarray) -> float:
+    """np.median of a finite 1-d array without its generic overhead (the live path refits ~30
+    clock lines a second)."""
+    n = a.size
+    h = n // 2
+    if n % 2:
+        return float(np.partition(a, h)[h])
+    p = np.partition(a, (h - 1, h))
+    return (float(p[h - 1]) + float(p[h])) / 2
 
 
 @dataclass
@@ -335,6 +355,9 @@ class StreamAligner:
         if not self.latest:
             return 0
         horizon = (now - self.stale_s - self.t0) * self.rate
+        k = self.next_k
+        if now < self.t0 + k / self.rate + self.max_wait_s and horizon <= min(self.latest.values()) < k:
+            return 0    # an active node has not passed the next slot, which is not overdue yet
         active = [k for k in self.latest.values() if k >= horizon]
         done_all = min(active) if active else -1
         nodes = list(self.latest)

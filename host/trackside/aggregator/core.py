@@ -152,7 +152,7 @@ class Pipeline:
         self.keep_samples = keep_samples
         self.segments = dict(segments or {})
         self.ports: dict[str, PortState] = {}
-        self.nodes: dict[int, NodeState] = {}
+        self._nodes: dict[int, NodeState] = {}                  # (public: .nodes, lanes synced)
         self.commands = CommandTracker(clock)
         self.aligner: StreamAligner | None = None
         self.sync_pending: dict[tuple[str, int], float] = {}   # (port, req_id) -> host t1 (s)
@@ -169,8 +169,14 @@ class Pipeline:
         self._core = livecore.LiveCore() if live_core and livecore.AVAILABLE else None
         self.port_list: list[PortState] = []
         self._armed: set[int] = set()                           # nodes whose lane is armed in C
-        self._fd_key: tuple = ()
+        self._fd_key: dict | None = None
         self._fd_reader = None
+
+    @property
+    def nodes(self) -> dict[int, NodeState]:
+        """Every node of the session, its figures up to date (C lanes synced first)."""
+        self.sync_lanes()
+        return self._nodes
 
     # -- ports ------------------------------------------------------------------------------
     def port(self, name: str) -> PortState:
@@ -199,9 +205,11 @@ class Pipeline:
                 if p.core is not None:
                     self._core.reset_port(p.core)
                     self._core.disarm_port(p.index)
+                    for nid in p.nodes & self._armed:
+                        self._core.sync(self._nodes[nid])
                     self._armed -= p.nodes
                 for nid in p.nodes:
-                    self.nodes[nid].unplugged_at = t_host
+                    self._nodes[nid].unplugged_at = t_host
                 self._event(t_host, None, "unplug", f"{name}: {detail}")
             elif state == "error":
                 self._event(t_host, None, "port_error", f"{name}: {detail}")
@@ -375,7 +383,7 @@ class Pipeline:
                 add = self.aligner.add
                 vals = res.values
                 for t1, r, tr_ in zip(t_s.tolist(), rows.tolist(), t_rx.tolist()):
-                    add(nid, t1, (vals[r], tr_))
+                    add(nid, t1, (vals, r, tr_))
         for j in midx.tolist():
             self._message_body(p, node, res.messages[j], msg_t[j], buf, shift + res.message_end[j])
 
@@ -416,23 +424,23 @@ class Pipeline:
             return None
         self.process_pending()
         with self._lock:
-            key = tuple(fds.items())
-            if key != self._fd_key:
+            if fds is not self._fd_key:     # the reader rebuilds its dict when a port opens/drops
                 self._fd_reader = self._core.reader(list(fds), [self.port(name).core for name in fds.values()])
-                self._fd_key = key
+                self._fd_key = fds
             rd = self._fd_reader
+            failed = 0
             while True:
-                more = rd.read(t_host)
-                if more == -2:          # no poll/read here (Windows): the caller reads
+                r = rd.read(t_host)
+                if r == -2:                 # no poll/read here (Windows): the caller reads
                     return None
+                failed += r >> 1
                 self._drain_core()
-                if not more:
+                if not r & 1:
                     break
-            failed = rd.failed()
-            if self.aligner is not None:
-                self.aligner.poll(self.clock())
-        names = list(fds.values())
-        return [(names[i], "end of file" if st == -1 else os.strerror(st)) for i, st in failed]
+            if not failed:
+                return []
+            names = list(fds.values())
+            return [(names[i], "end of file" if st == -1 else os.strerror(st)) for i, st in rd.failed()]
 
     def push_event(self, name: str, state: str, t_host: float, detail: str = "") -> None:
         """A port event from a reader thread, queued in order with the bytes (see :meth:`push`)."""
@@ -500,72 +508,83 @@ class Pipeline:
         return total
 
     def _drain_core(self) -> None:
-        """Act on the C records (in stream order), then arm the lanes of nodes that may have one."""
+        """Act on the C records: lane records need no decision (stored, kept, aligned); the
+        others are judged here in stream order, then their nodes' lanes are armed again. Plain
+        Python over a few tuples per tick: cheaper than numpy on a cold cache."""
         recs, rows, raw = self._core.take()
         if not recs:
             return
-        ports = self.port_list
-        armed = self._armed
-        touched = set()
-        for pi, kind, nid, seq, t_us, period, flags, n, r0, off, ln, _ver, t, u_first in recs:
-            p = ports[pi]
-            fr = raw[off:off + ln]
-            if kind == livecore.LANE:
-                node = self.nodes[nid]
-                tr = node.tracker
-                tr.last_seq = seq
-                tr.last_t_node = t_us
-                tr.last_t_host = t
-                tr.frames += 1
-                rec = tr._recent
-                rec.add(seq)
-                if len(rec) > 64:           # as NodeTracker.check
-                    tr._recent = {s for s in rec if (seq - s) % SEQ_PERIOD < 32}
-                node.last_t_host = t
-                un = node.unwrap
-                un.last_raw = t_us
-                un.last = u_first
-                self._accept_batch(node, seq, t_us, period, n, rows, r0, t, fr, u_first)
+        LANE = livecore.LANE
+        writer = self.writer
+        add = None if self.aligner is None else self.aligner.add
+        keep = self.keep_samples
+        touched = None
+        for rec in recs:
+            pi, kind, nid, seq, t_us, period, flags, n, r0, off, ln, _ver, t, u0, c0, c1 = rec
+            if kind == LANE:                # sequence, clock window and counters done in C
+                if writer is not None:
+                    writer.frame(nid, seq, t_us, t, C.T_SAMPLES, raw[off:off + ln], nsamples=n)
+                if keep:
+                    self.kept.setdefault(nid, []).append((u0, period, n, r0, rows))
+                if add is not None:
+                    for k in range(n):
+                        add(nid, c0 + (u0 + k * period) * c1, (rows, r0 + k, t))
                 continue
-            if nid >= 0:
-                armed.discard(nid)          # the C side disarmed it: Python judges this frame
-                touched.add(nid)
-            else:                           # undecodable bytes disarm the whole port
-                armed -= p.nodes
-                touched |= p.nodes
-            if kind == livecore.BATCH:
-                node = self._node(nid, p)
-                if self._judge(node, seq, t_us, flags, t):
-                    self._accept_batch(node, seq, t_us, period, n, rows, r0, t, fr)
-                continue
-            out: list = []
-            p.live.frame(fr[:-1], out)
-            for m in out:
-                touched.add(m.node_id)
-                armed.discard(m.node_id)
-                if m.type == C.T_SAMPLES:
-                    self._live_batch(p, m, t, fr)
-                else:
-                    self._message(p, m, t, raw=fr)
-        for nid in touched - armed:
-            self._arm(nid)
+            if touched is None:
+                touched = set()
+            self._core_record(rec, rows, raw, touched)
+        if touched:
+            core = self._core
+            armed = self._armed
+            for nid in touched - armed:
+                node = self._nodes.get(nid)
+                p = None if node is None else self.ports.get(node.port)
+                if p is not None and p.core is not None and core.arm(node, p.index):
+                    armed.add(nid)
 
-    def _arm(self, nid: int) -> None:
-        """Let the C side judge this node's next frames if its state allows the clean case."""
-        node = self.nodes.get(nid)
-        if node is None or node.unplugged_at is not None:
+    def _core_record(self, rec: tuple, rows: np.ndarray, raw: bytes, touched: set) -> None:
+        """A C record its lane did not take: judged by the Python path."""
+        pi, kind, nid, seq, t_us, period, flags, n, r0, off, ln, _ver, t, _u, _c0, _c1 = rec
+        p = self.port_list[pi]
+        armed = self._armed
+        core = self._core
+        fr = raw[off:off + ln]
+        if nid >= 0:
+            if nid in armed:                # the C side disarmed it at this frame
+                core.sync(self._nodes[nid])
+                armed.discard(nid)
+            touched.add(nid)
+        else:                               # undecodable bytes disarmed the whole port
+            for x in p.nodes & armed:
+                core.sync(self._nodes[x])
+            armed -= p.nodes
+            touched |= p.nodes
+        if kind == livecore.BATCH:
+            node = self._node(nid, p)
+            if self._judge(node, seq, t_us, flags, t):
+                self._accept_batch(node, seq, t_us, period, n, rows, r0, t, fr)
             return
-        tr = node.tracker
-        un = node.unwrap
-        p = self.ports.get(node.port)
-        if (p is None or p.core is None or tr.last_seq is None or tr.last_t_node is None or tr.last_t_host is None
-                or un.last_raw is None or tr.seq_period != SEQ_PERIOD or un.period != CLOCK_PERIOD):
+        out: list = []
+        p.live.frame(fr[:-1], out)
+        for m in out:
+            if m.node_id in armed:          # recovered from another port's bad bytes: stop its lane
+                core.disarm(m.node_id)
+                core.sync(self._nodes[m.node_id])
+                armed.discard(m.node_id)
+            touched.add(m.node_id)
+            if m.type == C.T_SAMPLES:
+                self._live_batch(p, m, t, fr)
+            else:
+                self._message(p, m, t, raw=fr)
+
+    def sync_lanes(self) -> None:
+        """Bring the Python state of every node with an armed C lane up to date (counters, clock
+        window, latencies): before reading node figures (live view, end of recording)."""
+        if self._core is None:
             return
-        last = tr.last_seq
-        if any((last - s) % SEQ_PERIOD >= SEQ_PERIOD // 2 for s in tr._recent):
-            return                          # a "newer" remembered seq: check() may call the next a duplicate
-        self._core.arm(nid, p.index, last, tr.last_t_node, tr.last_t_host, un.last_raw, un.last, tr.reboot_jump_us)
-        self._armed.add(nid)
+        with self._lock:
+            for nid in self._armed:
+                self._core.sync(self._nodes[nid])
 
     def _judge(self, node: NodeState, seq: int, t_us: int, flags: int, t_recv: float) -> bool:
         """Sequence check of one sample batch, with what broke the stream recorded; False: drop it."""
@@ -610,16 +629,16 @@ class Pipeline:
         if self.aligner is not None:
             add = self.aligner.add
             for k in range(n):
-                add(nid, c0 + (u_first + k * period) * c1, (vals[r0 + k], t_recv))
+                add(nid, c0 + (u_first + k * period) * c1, (vals, r0 + k, t_recv))
 
     def _raw(self, buf: bytes, end: int) -> bytes:
         start = buf.rfind(b"\x00", 0, end) + 1
         return buf[start:end + 1]
 
     def _node(self, nid: int, p: PortState) -> NodeState:
-        n = self.nodes.get(nid)
+        n = self._nodes.get(nid)
         if n is None:
-            n = self.nodes[nid] = NodeState(nid, p.name)
+            n = self._nodes[nid] = NodeState(nid, p.name)
             if self.writer is not None:
                 self.writer.node(nid, port=p.name)
         if nid not in p.nodes:
@@ -666,7 +685,7 @@ class Pipeline:
                 add = self.aligner.add
                 vals = res.values
                 for k in range(n):
-                    add(nid, c0 + (u_first + k * period) * c1, (vals[r0 + k], t_recv))
+                    add(nid, c0 + (u_first + k * period) * c1, (vals, r0 + k, t_recv))
 
     def _close_epoch(self, node: NodeState) -> None:
         """Before a node's clock restarts: map its kept samples with the model of that boot."""
@@ -697,7 +716,7 @@ class Pipeline:
 
     def sample_times(self, nid: int) -> np.ndarray:
         """Host times of every kept sample of a node (``keep_samples=True``), final clock models."""
-        node = self.nodes[nid]
+        node = self._nodes[nid]
         node.sync.flush()
         node.oneway.flush()
         out = [th for th, _ in self.kept_mapped.get(nid, [])]
@@ -811,9 +830,9 @@ class Pipeline:
             self.aligned_rows += 1
             for item in row.values():
                 if item is not None:
-                    self.aligned_latency_ms.append((now - item[1]) * 1e3)
+                    self.aligned_latency_ms.append((now - item[2]) * 1e3)
             if self.on_aligned is not None:
-                self.on_aligned(k, t_slot, {n: (None if it is None else it[0]) for n, it in row.items()})
+                self.on_aligned(k, t_slot, {n: (None if it is None else it[0][it[1]]) for n, it in row.items()})
         self.aligner = StreamAligner(self.rate_hz, t0, emit, max_wait_s=self.max_wait_s)
 
     def poll(self) -> None:
@@ -821,13 +840,15 @@ class Pipeline:
         with self._lock:
             if self.aligner is not None:
                 self.aligner.poll(self.clock())
-            for c in self.commands.expire():
-                self._event(self.clock(), c.node_id, "timeout", f"{c.name} not answered")
+            if self.commands._pending:
+                for c in self.commands.expire():
+                    self._event(self.clock(), c.node_id, "timeout", f"{c.name} not answered")
 
     def finish(self) -> None:
         """Write node counters and clock fits to the store (end of recording)."""
+        self.sync_lanes()
         with self._lock:
-            for nid, n in self.nodes.items():
+            for nid, n in self._nodes.items():
                 n.sync.flush()
                 n.oneway.flush()
                 m = n.model()
@@ -857,13 +878,14 @@ class Pipeline:
 
     def lane_frames(self) -> int:
         """Sample batches judged by the C side (its lanes) so far; 0 without the C path."""
+        self.sync_lanes()
         return sum(int(p.core.lane_frames) for p in self.port_list if p.core is not None)
 
     def aligned(self) -> Aligned:
         """Align everything kept (``keep_samples=True``) with the final clock models."""
         host, vals, resid = {}, {}, {}
         for nid in sorted(set(self.kept) | set(self.kept_mapped)):
-            node = self.nodes[nid]
+            node = self._nodes[nid]
             node.sync.flush()
             node.oneway.flush()
             chunks = list(self.kept_mapped.get(nid, []))

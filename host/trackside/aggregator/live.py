@@ -19,6 +19,7 @@ def node_rows(pl: Pipeline, now: float | None = None) -> list[dict]:
     """Per-node figures as plain data (also what the view shows)."""
     now = time.time() if now is None else now
     rows = []
+    pl.sync_lanes()
     with pl._lock:
         recent = list(pl.events)
         for nid in sorted(pl.nodes):

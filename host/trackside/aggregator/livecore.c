@@ -146,6 +146,7 @@ static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host,
     out->raw[out->raw_len + n] = 0;
     out->raw_len += n + 1;
     rec->u_first = 0;
+    rec->c0 = rec->c1 = 0.0;
     rec->row = -1;
     if (!crc_ok) {
         /* the reference decoder may still recover a frame of any node from these bytes */
@@ -185,13 +186,37 @@ static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host,
         int64_t step = (int32_t)(t_us - lane->last_t_node);
         int clean = d == 1 && step >= -(int64_t)lane->reboot_jump_us &&
                     !((double)step - (t_host - lane->last_t_host) * 1e6 > (double)lane->reboot_jump_us);
+        /* a frame closing the clock window makes Python refit the model: it goes there */
+        if (clean && lane->has_win && lane->has_best && t_host - lane->win_start >= lane->window_s) clean = 0;
         if (clean) {
             lane->last_seq = seq;
             lane->last_t_node = t_us;
             lane->last_t_host = t_host;
             lane->unwrap_last += (int32_t)(t_us - lane->unwrap_raw);
             lane->unwrap_raw = t_us;
-            rec->u_first = lane->unwrap_last;
+            int64_t u_first = lane->unwrap_last;
+            int64_t u_last = u_first + (int64_t)(rows - 1) * period;
+            double cost = t_host - (double)u_last * 1e-6;     /* ClockSync.one_way */
+            if (!lane->has_win) {
+                lane->has_win = 1;
+                lane->win_start = t_host;
+            }
+            if (!lane->has_best || cost < lane->best_cost) {
+                lane->has_best = 1;
+                lane->best_cost = cost;
+                lane->best_u = u_last;
+                lane->best_host = t_host;
+            }
+            if (cost < lane->provisional) lane->provisional = cost;
+            double c0 = lane->model ? lane->c0 : lane->provisional;
+            double c1 = lane->model ? lane->c1 : 1e-6;
+            lane->lat_ms[lane->n_lat % LC_LAT] = (t_host - (c0 + (double)u_last * c1)) * 1e3;
+            lane->n_lat++;
+            lane->frames++;
+            lane->samples += rows;
+            rec->u_first = u_first;
+            rec->c0 = c0;
+            rec->c1 = c1;
             rec->kind = LC_LANE;
             port->lane_frames++;
         }
@@ -253,13 +278,14 @@ int32_t lc_read(const int32_t *fds, lc_port **ports, int32_t n, double t_host, l
     static uint8_t buf[LC_READ_MAX];
     struct pollfd pf[LC_POLL_MAX];
     if (n > LC_POLL_MAX) n = LC_POLL_MAX;
+    if (n <= 0) return 0;
     for (int32_t i = 0; i < n; i++) {
         pf[i].fd = fds[i];
         pf[i].events = POLLIN;
         pf[i].revents = 0;
-        status[i] = 0;
     }
-    if (n == 0 || poll(pf, (nfds_t)n, 0) <= 0) return 0;
+    if (poll(pf, (nfds_t)n, 0) <= 0) return 0;
+    int32_t failed = 0;
     for (int32_t i = 0; i < n; i++) {
         if (!pf[i].revents) continue;
         /* a frame yields at most one record, its bytes at most as many rows and raw bytes */
@@ -270,19 +296,21 @@ int32_t lc_read(const int32_t *fds, lc_port **ports, int32_t n, double t_host, l
         if (free_raw < cap) cap = free_raw;
         if (free_rows < cap) cap = free_rows;
         if (free_recs < cap) cap = free_recs;
-        if (cap < 64) return 1;
+        if (cap < 64) return 1 | (failed << 1);
         ssize_t got = read(fds[i], buf, (size_t)cap);
         if (got < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
             status[i] = errno;
+            failed++;
             continue;
         }
         if (got == 0) {
             status[i] = -1;
+            failed++;
             continue;
         }
         lc_feed(ports[i], buf, (int32_t)got, t_host, out);
     }
-    return 0;
+    return failed << 1;
 #endif
 }

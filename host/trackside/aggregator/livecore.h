@@ -27,15 +27,31 @@ typedef struct {
     int64_t bytes_discarded;
 } lc_port;
 
+#define LC_LAT 64              /* latencies kept per lane between two syncs */
+
 typedef struct {
     int32_t armed;                    /* 1: this node's clean frames are judged here */
     int32_t port;                     /* port index the lane belongs to */
+    /* NodeTracker */
     int32_t last_seq;
     uint32_t last_t_node;
     double last_t_host;
+    int32_t reboot_jump_us;
+    /* Unwrapper */
     int64_t unwrap_last;              /* Unwrapper.last (unwrapped node µs of last_raw) */
     uint32_t unwrap_raw;              /* Unwrapper.last_raw */
-    int32_t reboot_jump_us;
+    /* ClockSync.one_way: a frame that would close the window goes to Python (refit) */
+    int32_t has_win, has_best;
+    double win_start, window_s;
+    double best_cost, best_host;
+    int64_t best_u;
+    double provisional;               /* min(t_recv - node time) */
+    int32_t model;                    /* 1: host = c0 + u * c1 fixed; 0: c0 = provisional, c1 = 1e-6 */
+    double c0, c1;
+    /* since armed (the pipeline adds them to its node state when it syncs) */
+    int64_t frames, samples;
+    int32_t n_lat;
+    double lat_ms[LC_LAT];            /* frame latency ring: entry k at k % LC_LAT */
 } lc_lane;
 
 typedef struct {
@@ -47,6 +63,7 @@ typedef struct {
     int32_t version;
     double t_host;
     int64_t u_first;                  /* unwrapped node µs of the first sample (LC_LANE) */
+    double c0, c1;                    /* LC_LANE: sample k at host c0 + (u_first + k period) c1 */
 } lc_record;
 
 typedef struct {
@@ -64,9 +81,10 @@ typedef struct {
 int32_t lc_feed(lc_port *port, const uint8_t *data, int32_t n, double t_host, lc_out *out);
 
 /* Read every readable fd once without waiting (poll) and feed its port, at host time t_host.
- * status[i]: 0 fine, -1 end of file, else the errno of the failed read (the cable was pulled).
- * Reads stop early when the output could overflow: returns 1 then (take the records and call
- * again; unread bytes wait in the kernel), else 0; -2 where this is not supported (Windows). */
+ * A failed read sets status[i] (-1 end of file, else errno: the cable was pulled; the caller
+ * clears it). Returns (failed reads << 1) | more, where more = 1 when reading stopped early
+ * because the output could overflow (take the records and call again; unread bytes wait in
+ * the kernel); -2 where this is not supported (Windows). */
 int32_t lc_read(const int32_t *fds, lc_port **ports, int32_t n, double t_host, lc_out *out, int32_t *status);
 
 /* Disarm every lane of a port (unplug, undecodable bytes). */

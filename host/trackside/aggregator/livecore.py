@@ -25,10 +25,14 @@ except ImportError:  # not built (source checkout without the C step): pure-Pyth
 LANE, BATCH, OTHER = 1, 2, 3
 MAX_FRAME = 2048
 NV = 13
+LAT = 64                 # LC_LAT
+SEQ_PERIOD = 1 << 16
+CLOCK_PERIOD = 1 << 32
 
 RECORD = np.dtype([("port", "<i4"), ("kind", "<i4"), ("node", "<i4"), ("seq", "<i4"), ("t_us", "<u4"),
                    ("period_us", "<i4"), ("flags", "<i4"), ("n", "<i4"), ("row", "<i4"), ("raw_off", "<i4"),
-                   ("raw_len", "<i4"), ("version", "<i4"), ("t_host", "<f8"), ("u_first", "<i8")])
+                   ("raw_len", "<i4"), ("version", "<i4"), ("t_host", "<f8"), ("u_first", "<i8"),
+                   ("c0", "<f8"), ("c1", "<f8")])
 
 
 class LiveCore:
@@ -70,8 +74,8 @@ class LiveCore:
         return FdReader(self, fds, ports)
 
     def take(self) -> tuple[list, np.ndarray, bytes]:
-        """The records so far (tuples in :data:`RECORD` order), a copy of their sample rows and
-        of their raw frame bytes; the output is then empty."""
+        """The records so far (tuples in :data:`RECORD` order), a copy of their sample rows and of
+        their raw frame bytes; the output is then empty."""
         out = self.out
         n = out.n_records
         if not n:
@@ -82,17 +86,73 @@ class LiveCore:
         out.n_records = out.n_rows = out.raw_len = 0
         return recs, rows, raw
 
-    def arm(self, node: int, port: int, last_seq: int, last_t_node: int, last_t_host: float, unwrap_raw: int,
-            unwrap_last: int, reboot_jump_us: int) -> None:
-        lane = self.lanes[node]
+    def arm(self, node, port: int) -> bool:
+        """Hand a node's clean frames to the C side, starting from its Python state
+        (a :class:`~trackside.aggregator.core.NodeState`); False when its state does not allow
+        the clean case (no frame yet, unplugged, a remembered seq "ahead" of the last)."""
+        tr, un, ow = node.tracker, node.unwrap, node.oneway
+        if (node.unplugged_at is not None or tr.last_seq is None or tr.last_t_node is None
+                or tr.last_t_host is None or un.last_raw is None or tr.seq_period != SEQ_PERIOD
+                or un.period != CLOCK_PERIOD):
+            return False
+        last = tr.last_seq
+        if any((last - s) % SEQ_PERIOD >= SEQ_PERIOD // 2 for s in tr._recent):
+            return False                    # check() might call the next frame a duplicate
+        lane = self.lanes[node.node_id]
         lane.port = port
-        lane.last_seq = last_seq
-        lane.last_t_node = last_t_node
-        lane.last_t_host = last_t_host
-        lane.unwrap_raw = unwrap_raw
-        lane.unwrap_last = unwrap_last
-        lane.reboot_jump_us = reboot_jump_us
+        lane.last_seq = last
+        lane.last_t_node = tr.last_t_node
+        lane.last_t_host = tr.last_t_host
+        lane.reboot_jump_us = tr.reboot_jump_us
+        lane.unwrap_raw = un.last_raw
+        lane.unwrap_last = un.last
+        lane.has_win = ow._win_start is not None
+        lane.win_start = ow._win_start if ow._win_start is not None else 0.0
+        lane.window_s = ow.window_s
+        best = ow._best
+        lane.has_best = best is not None
+        if best is not None:
+            lane.best_cost, lane.best_u, lane.best_host = best
+        lane.provisional = node.provisional
+        lane.model = node.model() is not None
+        lane.c0, lane.c1 = node.linear()
+        lane.frames = lane.samples = lane.n_lat = 0
         lane.armed = 1
+        return True
+
+    def sync(self, node) -> None:
+        """Bring a node's Python state up to what its lane accepted since it was armed (or last
+        synced): tracker, unwrapper, clock window, provisional offset, counters, latencies."""
+        lane = self.lanes[node.node_id]
+        f = lane.frames
+        if not f:
+            return
+        tr = node.tracker
+        last = lane.last_seq
+        rec = tr._recent
+        for s in range(last - f + 1, last + 1):     # check()'s memory of recent seqs, replayed
+            s %= SEQ_PERIOD
+            rec.add(s)
+            if len(rec) > 64:
+                rec = {x for x in rec if (s - x) % SEQ_PERIOD < 32}
+        tr._recent = rec
+        tr.last_seq = last
+        tr.last_t_node = lane.last_t_node
+        tr.last_t_host = node.last_t_host = lane.last_t_host
+        tr.frames += f
+        un = node.unwrap
+        un.last_raw = lane.unwrap_raw
+        un.last = lane.unwrap_last
+        ow = node.oneway
+        ow._win_start = lane.win_start if lane.has_win else None
+        ow._best = (lane.best_cost, int(lane.best_u), lane.best_host) if lane.has_best else None
+        node.provisional = lane.provisional
+        node.samples += lane.samples
+        node.rate_window.append((lane.last_t_host, int(lane.samples)))
+        k = lane.n_lat
+        lat = lane.lat_ms
+        node.latency_ms.extend(lat[i % LAT] for i in range(max(0, k - LAT), k))
+        lane.frames = lane.samples = lane.n_lat = 0
 
     def disarm(self, node: int) -> None:
         self.lanes[node].armed = 0
@@ -126,13 +186,14 @@ class FdReader:
         self._status_np = np.frombuffer(ffi.buffer(self._status), np.int32)[:self.n]
 
     def read(self, t_host: float) -> int:
-        """One pass over the fds; returns 1 when it stopped early (output full: take, call again),
-        0 when done, -2 when not supported here."""
+        """One pass over the fds: ``(failed reads << 1) | more`` (more: it stopped early, the
+        output is full: take, call again), -2 when not supported here."""
         return lib.lc_read(self._fds, self._ports, self.n, t_host, self.core.out, self._status)
 
     def failed(self) -> list[tuple[int, int]]:
-        """``(i, status)`` of the fds whose last read failed (-1 end of file, else errno)."""
+        """``(i, status)`` of the fds whose read failed since the last call (-1 end of file, else
+        errno); clears them."""
         st = self._status_np
-        if not st.any():
-            return []
-        return [(int(i), int(st[i])) for i in np.flatnonzero(st)]
+        out = [(int(i), int(st[i])) for i in np.flatnonzero(st)]
+        st[:] = 0
+        return out

@@ -399,9 +399,10 @@ class MultiPortReader(threading.Thread):
         last = 0.0
         while not self._halt.is_set():
             now = self.clock()
-            for port in self.ports:
-                if port not in self._ser and now >= self._next_try[port]:
-                    self._try_open(port, now)
+            if len(self._ser) < len(self.ports):
+                for port in self.ports:
+                    if port not in self._ser and now >= self._next_try[port]:
+                        self._try_open(port, now)
             if self._fds is None:   # rebuilt only when a port opens or drops
                 self._fds = {ser.fileno(): port for port, ser in self._ser.items()}
                 self._fd_list = list(self._fds)
