@@ -35,9 +35,9 @@ class Recorder:
     def frame(self, *a, **k):
         self.frames.append(a + tuple(sorted(k.items())))
 
-    def frames_block(self, kind, nodes, seqs, t_node, t_host, nsamples, raw, offs, lens):
-        for nid, q, tn, th, ns, o, ln in zip(nodes, seqs, t_node, t_host, nsamples, offs, lens):
-            self.frame(nid, q, tn, th, kind, raw[o:o + ln], nsamples=ns)
+    def frames_deferred(self, build):
+        for sid, nid, q, tn, th, kind, ns, raw in build(0):
+            self.frame(nid, q, tn, th, kind, raw, nsamples=ns)
 
     def per_node(self) -> dict:
         """Frames by node, in order (the C path stores a tick's clean frames in one block, so

@@ -101,7 +101,7 @@ def bench_live(files: list[Path], seconds: float, rate: int) -> None:
         st = SessionStore(tmp / "bench.db")
         sid = st.create_session(rate_hz=rate)
         writer = FrameWriter(st.path, sid)
-        agg = Aggregator(paths, writer=writer, rate_hz=rate, sync_interval_s=0.5)
+        agg = Aggregator(paths, writer=writer, rate_hz=rate, sync_interval_s=0.5, tick_s=float(os.environ.get("TICK", "0.003")))
         agg.start()
         time.sleep(2.0)                       # warm up: ports open, clocks start
         lat0 = len(agg.pipeline.aligned_latency_ms)

@@ -422,9 +422,12 @@ class Pipeline:
         read failed (unplugged), or None without the C path (the caller reads in Python)."""
         if self._core is None:
             return None
-        self.process_pending()
+        if self._inbox:
+            self.process_pending()
         with self._lock:
             if fds is not self._fd_key:     # the reader rebuilds its dict when a port opens/drops
+                if self._fd_reader is not None:
+                    self._fd_reader.close()
                 self._fd_reader = self._core.reader(list(fds), [self.port(name).core for name in fds.values()])
                 self._fd_key = fds
             rd = self._fd_reader
@@ -516,23 +519,27 @@ class Pipeline:
             return
         LANE = livecore.LANE
         writer = self.writer
-        add = None if self.aligner is None else self.aligner.add
+        add = None if self.aligner is None else self.aligner.add_frame
         keep = self.keep_samples
         touched = None
+        to_store: list = []
         for rec in recs:
             pi, kind, nid, seq, t_us, period, flags, n, r0, off, ln, _ver, t, u0, c0, c1 = rec
             if kind == LANE:                # sequence, clock window and counters done in C
-                if writer is not None:
-                    writer.frame(nid, seq, t_us, t, C.T_SAMPLES, raw[off:off + ln], nsamples=n)
+                to_store.append(rec)
                 if keep:
                     self.kept.setdefault(nid, []).append((u0, period, n, r0, rows))
                 if add is not None:
-                    for k in range(n):
-                        add(nid, c0 + (u0 + k * period) * c1, (rows, r0 + k, t))
+                    add(nid, c0, c1, u0, period, n, rows, r0, t)
                 continue
+            if to_store and writer is not None:     # the store keeps stream order
+                writer.frames_deferred(_lane_rows(to_store, raw))
+            to_store = []
             if touched is None:
                 touched = set()
             self._core_record(rec, rows, raw, touched)
+        if to_store and writer is not None:
+            writer.frames_deferred(_lane_rows(to_store, raw))
         if touched:
             core = self._core
             armed = self._armed
@@ -898,6 +905,13 @@ class Pipeline:
         return align(host, vals, self.rate_hz, clock_residual_s=resid)
 
 
+def _lane_rows(recs: list, raw: bytes) -> Callable[[int], list]:
+    """Store rows of C lane records, built later by the store's writer thread (batched there)."""
+    def build(sid: int) -> list:
+        return [(sid, r[2], r[3], r[4], r[12], C.T_SAMPLES, r[7], raw[r[9]:r[9] + r[10]]) for r in recs]
+    return build
+
+
 def process_trace(trace, pipeline: Pipeline | None = None, *, name: str | None = None) -> Pipeline:
     """Run a whole trace (all its RX chunks, with their receive times) through a pipeline."""
     from trackside.aggregator.traces import EVENT, RX, TX
@@ -1012,7 +1026,8 @@ class Aggregator:
             self._send(port, data)
 
     def _on_idle(self, now: float) -> None:
-        self.pipeline.process_pending()
+        if self.pipeline._inbox:
+            self.pipeline.process_pending()
         self.pipeline.poll()
         if self.sync_interval_s and now >= self._next_sync:
             self._next_sync = now + self.sync_interval_s

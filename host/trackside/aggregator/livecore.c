@@ -7,8 +7,14 @@
 #include <poll.h>
 #include <unistd.h>
 #endif
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 #include "livecore.h"
+
+#define LC_POLL_MAX 256
+#define LC_READ_MAX 65536
 
 #define VERSION_MAJOR 1
 #define VERSION_MINOR 0
@@ -267,49 +273,89 @@ int32_t lc_feed(lc_port *port, const uint8_t *data, int32_t n, double t_host, lc
     return n;
 }
 
-#define LC_POLL_MAX 256
-#define LC_READ_MAX 65536
 
-int32_t lc_read(const int32_t *fds, lc_port **ports, int32_t n, double t_host, lc_out *out, int32_t *status) {
+/* Read fd i (ready) into its port; 1 if the output could overflow (nothing read). */
+static int read_one(int32_t fd, lc_port *port, double t_host, lc_out *out, int32_t *status, int32_t *failed) {
+    static uint8_t buf[LC_READ_MAX];
+    /* a frame yields at most one record, its bytes at most as many rows and raw bytes */
+    int64_t cap = LC_READ_MAX;
+    int64_t free_raw = (int64_t)out->raw_cap - out->raw_len - LC_MAX_FRAME - 8;
+    int64_t free_rows = (int64_t)out->max_rows - out->n_rows - LC_MAX_FRAME - 256;
+    int64_t free_recs = (int64_t)out->max_records - out->n_records - 2;
+    if (free_raw < cap) cap = free_raw;
+    if (free_rows < cap) cap = free_rows;
+    if (free_recs < cap) cap = free_recs;
+    if (cap < 64) return 1;
+    ssize_t got = read(fd, buf, (size_t)cap);
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+        *status = errno;
+        (*failed)++;
+        return 0;
+    }
+    if (got == 0) {
+        *status = -1;
+        (*failed)++;
+        return 0;
+    }
+    lc_feed(port, buf, (int32_t)got, t_host, out);
+    return 0;
+}
+
+int32_t lc_epoll_new(const int32_t *fds, int32_t n) {
+#ifdef __linux__
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return -1;
+    for (int32_t i = 0; i < n; i++) {
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN;
+        ev.data.u32 = (uint32_t)i;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+            close(ep);
+            return -1;
+        }
+    }
+    return ep;
+#else
+    (void)fds; (void)n;
+    return -1;
+#endif
+}
+
+int32_t lc_read(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, double t_host, lc_out *out,
+                int32_t *status) {
 #ifdef _WIN32
-    (void)fds; (void)ports; (void)n; (void)t_host; (void)out; (void)status;
+    (void)epfd; (void)fds; (void)ports; (void)n; (void)t_host; (void)out; (void)status;
     return -2;
 #else
-    static uint8_t buf[LC_READ_MAX];
+    int32_t failed = 0;
+    if (n <= 0) return 0;
+#ifdef __linux__
+    if (epfd >= 0) {     /* only the ready fds come back: no per-call scan of every port */
+        struct epoll_event ev[LC_POLL_MAX];
+        int k = epoll_wait(epfd, ev, LC_POLL_MAX, 0);
+        for (int j = 0; j < k; j++) {
+            uint32_t i = ev[j].data.u32;
+            if (i >= (uint32_t)n) continue;
+            if (read_one(fds[i], ports[i], t_host, out, status + i, &failed)) return 1 | (failed << 1);
+        }
+        return failed << 1;
+    }
+#else
+    (void)epfd;
+#endif
     struct pollfd pf[LC_POLL_MAX];
     if (n > LC_POLL_MAX) n = LC_POLL_MAX;
-    if (n <= 0) return 0;
     for (int32_t i = 0; i < n; i++) {
         pf[i].fd = fds[i];
         pf[i].events = POLLIN;
         pf[i].revents = 0;
     }
     if (poll(pf, (nfds_t)n, 0) <= 0) return 0;
-    int32_t failed = 0;
     for (int32_t i = 0; i < n; i++) {
         if (!pf[i].revents) continue;
-        /* a frame yields at most one record, its bytes at most as many rows and raw bytes */
-        int64_t cap = LC_READ_MAX;
-        int64_t free_raw = (int64_t)out->raw_cap - out->raw_len - LC_MAX_FRAME - 8;
-        int64_t free_rows = (int64_t)out->max_rows - out->n_rows - LC_MAX_FRAME - 256;
-        int64_t free_recs = (int64_t)out->max_records - out->n_records - 2;
-        if (free_raw < cap) cap = free_raw;
-        if (free_rows < cap) cap = free_rows;
-        if (free_recs < cap) cap = free_recs;
-        if (cap < 64) return 1 | (failed << 1);
-        ssize_t got = read(fds[i], buf, (size_t)cap);
-        if (got < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
-            status[i] = errno;
-            failed++;
-            continue;
-        }
-        if (got == 0) {
-            status[i] = -1;
-            failed++;
-            continue;
-        }
-        lc_feed(ports[i], buf, (int32_t)got, t_host, out);
+        if (read_one(fds[i], ports[i], t_host, out, status + i, &failed)) return 1 | (failed << 1);
     }
     return failed << 1;
 #endif

@@ -80,12 +80,16 @@ typedef struct {
  * consumed: less than n only when the output is full (take the records, then feed the rest). */
 int32_t lc_feed(lc_port *port, const uint8_t *data, int32_t n, double t_host, lc_out *out);
 
-/* Read every readable fd once without waiting (poll) and feed its port, at host time t_host.
- * A failed read sets status[i] (-1 end of file, else errno: the cable was pulled; the caller
- * clears it). Returns (failed reads << 1) | more, where more = 1 when reading stopped early
- * because the output could overflow (take the records and call again; unread bytes wait in
- * the kernel); -2 where this is not supported (Windows). */
-int32_t lc_read(const int32_t *fds, lc_port **ports, int32_t n, double t_host, lc_out *out, int32_t *status);
+/* An epoll set of these fds (Linux; their index as data), or -1 (then lc_read polls). */
+int32_t lc_epoll_new(const int32_t *fds, int32_t n);
+
+/* Read every readable fd once without waiting (epoll set epfd, or poll when epfd < 0) and feed
+ * its port, at host time t_host. A failed read sets status[i] (-1 end of file, else errno: the
+ * cable was pulled; the caller clears it). Returns (failed reads << 1) | more, where more = 1
+ * when reading stopped early because the output could overflow (take the records and call
+ * again; unread bytes wait in the kernel); -2 where this is not supported (Windows). */
+int32_t lc_read(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, double t_host, lc_out *out,
+                int32_t *status);
 
 /* Disarm every lane of a port (unplug, undecodable bytes). */
 void lc_disarm_port(lc_out *out, int32_t port);

@@ -13,6 +13,9 @@ of that node it does not accept itself, so the Python state stays the one truth.
 
 from __future__ import annotations
 
+import os
+import struct
+
 import numpy as np
 
 try:
@@ -33,6 +36,10 @@ RECORD = np.dtype([("port", "<i4"), ("kind", "<i4"), ("node", "<i4"), ("seq", "<
                    ("period_us", "<i4"), ("flags", "<i4"), ("n", "<i4"), ("row", "<i4"), ("raw_off", "<i4"),
                    ("raw_len", "<i4"), ("version", "<i4"), ("t_host", "<f8"), ("u_first", "<i8"),
                    ("c0", "<f8"), ("c1", "<f8")])
+
+
+RECORD_STRUCT = struct.Struct("<4iI7idq2d")       # the same layout, for struct.iter_unpack
+assert RECORD_STRUCT.size == RECORD.itemsize
 
 
 class LiveCore:
@@ -56,6 +63,8 @@ class LiveCore:
         self._rec_np = np.frombuffer(ffi.buffer(self._records), RECORD)
         self._rows_np = np.frombuffer(ffi.buffer(self._samples), np.int16).reshape(max_rows, NV)
         self._raw_buf = ffi.buffer(self._raw)
+        self._rec_buf = ffi.buffer(self._records)
+        self._unpack = RECORD_STRUCT.iter_unpack     # tuples straight from the bytes (no numpy)
         self._feed = lib.lc_feed
 
     def new_port(self, index: int):
@@ -80,7 +89,7 @@ class LiveCore:
         n = out.n_records
         if not n:
             return [], self._rows_np[:0], b""
-        recs = self._rec_np[:n].tolist()
+        recs = list(self._unpack(self._rec_buf[:n * RECORD.itemsize]))
         rows = self._rows_np[:out.n_rows].copy()
         raw = self._raw_buf[:out.raw_len]
         out.n_records = out.n_rows = out.raw_len = 0
@@ -173,8 +182,8 @@ class LiveCore:
 
 
 class FdReader:
-    """Reads a fixed set of file descriptors in C (``poll`` without waiting + ``read``), feeding
-    each one's C port: one call per tick for all ports."""
+    """Reads a fixed set of file descriptors in C (``epoll``/``poll`` without waiting + ``read``),
+    feeding each one's C port: one call per tick for all ports."""
 
     def __init__(self, core: LiveCore, fds: list[int], ports: list):
         self.core = core
@@ -184,11 +193,21 @@ class FdReader:
         self._keep = list(ports)
         self._status = ffi.new("int32_t[]", max(self.n, 1))
         self._status_np = np.frombuffer(ffi.buffer(self._status), np.int32)[:self.n]
+        self._ep = lib.lc_epoll_new(self._fds, self.n) if self.n else -1
+
+    def close(self) -> None:
+        """Release the epoll set (the fds themselves belong to their serial ports)."""
+        if self._ep >= 0:
+            os.close(self._ep)
+            self._ep = -1
+
+    def __del__(self) -> None:
+        self.close()
 
     def read(self, t_host: float) -> int:
         """One pass over the fds: ``(failed reads << 1) | more`` (more: it stopped early, the
         output is full: take, call again), -2 when not supported here."""
-        return lib.lc_read(self._fds, self._ports, self.n, t_host, self.core.out, self._status)
+        return lib.lc_read(self._ep, self._fds, self._ports, self.n, t_host, self.core.out, self._status)
 
     def failed(self) -> list[tuple[int, int]]:
         """``(i, status)`` of the fds whose read failed since the last call (-1 end of file, else

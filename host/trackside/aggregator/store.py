@@ -468,22 +468,6 @@ class SessionStore:
         return path
 
 
-class _FrameBlock:
-    """Frames queued together (:meth:`FrameWriter.frames_block`)."""
-
-    __slots__ = ("kind", "node_ids", "seqs", "t_node_us", "t_host", "nsamples", "raw", "offsets", "lengths")
-
-    def __init__(self, kind, node_ids, seqs, t_node_us, t_host, nsamples, raw, offsets, lengths):
-        self.kind, self.node_ids, self.seqs, self.t_node_us, self.t_host = kind, node_ids, seqs, t_node_us, t_host
-        self.nsamples, self.raw, self.offsets, self.lengths = nsamples, raw, offsets, lengths
-
-    def rows(self, sid: int) -> list[tuple]:
-        raw, kind = self.raw, self.kind
-        return [(sid, int(n), int(q), int(tn), float(th), kind, int(ns), raw[o:o + ln])
-                for n, q, tn, th, ns, o, ln in zip(self.node_ids, self.seqs, self.t_node_us, self.t_host,
-                                                   self.nsamples, self.offsets, self.lengths)]
-
-
 class FrameWriter:
     """Appends frames, gaps, events and node counters from any thread; a background thread
     commits them at least every ``flush_interval`` seconds (the durability bound)."""
@@ -505,12 +489,11 @@ class FrameWriter:
         """Queue one raw frame (cheap: one deque append)."""
         self._frames.append((self.sid, node_id, seq, t_node_us, t_host, kind, nsamples, raw))
 
-    def frames_block(self, kind: int, node_ids, seqs, t_node_us, t_host, nsamples, raw: bytes, offsets,
-                     lengths) -> None:
-        """Queue many frames in one append (the live C path, per read tick): equal-length
-        sequences; frame i's bytes are ``raw[offsets[i]:offsets[i] + lengths[i]]``. The rows are
-        built by the writer thread."""
-        self._frames.append(_FrameBlock(kind, node_ids, seqs, t_node_us, t_host, nsamples, raw, offsets, lengths))
+    def frames_deferred(self, build: Callable[[int], list]) -> None:
+        """Queue many frames in one append: ``build(session_id)`` returns their rows
+        ``(session_id, node_id, seq, t_node_us, t_host, kind, nsamples, raw)``, called by the
+        writer thread (the live path's tick stays short; rows are built in batches)."""
+        self._frames.append(build)
 
     def gap(self, node_id: int, seq_first: int | None, missing: int, t_start: float, t_end: float,
             cause: str = "seq") -> None:
@@ -572,7 +555,7 @@ class FrameWriter:
                 if type(item) is tuple:
                     frames.append(item)
                 else:
-                    frames.extend(item.rows(self.sid))
+                    frames.extend(item(self.sid))
         except IndexError:
             pass
         waiters = []
