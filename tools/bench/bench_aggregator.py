@@ -85,7 +85,7 @@ def bench_offline(files: list[Path], repeat: int) -> None:
           f"median {np.median(err):.0f} us, max {err.max():.0f} us")
 
 
-def bench_live(files: list[Path], seconds: float, rate: int) -> None:
+def bench_live(files: list[Path], seconds: float, rate: int, tick_s: float = 0.003, max_wait_s: float = 0.015) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="trackside-bench-live-"))
     links = tmp / "ports"
     # the replayer (ptys) runs in its own process: only the aggregator's CPU is measured here
@@ -98,17 +98,19 @@ def bench_live(files: list[Path], seconds: float, rate: int) -> None:
             if not line:
                 raise RuntimeError("replayer died")
             paths.append(line.split()[0])
+        line = proc.stdout.readline()
+        replay_t0 = float(line.split()[-1])       # host time of trace time 0
         st = SessionStore(tmp / "bench.db")
         sid = st.create_session(rate_hz=rate)
         writer = FrameWriter(st.path, sid)
-        agg = Aggregator(paths, writer=writer, rate_hz=rate, sync_interval_s=0.5, tick_s=float(os.environ.get("TICK", "0.003")))
+        agg = Aggregator(paths, writer=writer, rate_hz=rate, sync_interval_s=0.5, tick_s=tick_s, max_wait_s=max_wait_s)
         agg.start()
         time.sleep(2.0)                       # warm up: ports open, clocks start
         lat0 = len(agg.pipeline.aligned_latency_ms)
         rows0 = agg.pipeline.aligned_rows
-        c0, w0 = time.process_time(), time.perf_counter()
+        c0, w0, h0 = time.process_time(), time.perf_counter(), time.time()
         time.sleep(seconds)
-        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        cpu, wall, h1 = time.process_time() - c0, time.perf_counter() - w0, time.time()
         lat = np.array(list(agg.pipeline.aligned_latency_ms)[lat0:])
         rows = agg.pipeline.aligned_rows - rows0
         late = agg.pipeline.aligner.late
@@ -118,8 +120,10 @@ def bench_live(files: list[Path], seconds: float, rate: int) -> None:
         lost = sum(node.tracker.lost for node in agg.pipeline.nodes.values())
         st.end_session(sid)
         stored = st.frame_count(sid)
+        wait_ms = read_wait_ms(files, replay_t0, st, sid, h0, h1)
         st.close()
-        print(f"live: {len(files)} nodes x {rate} Hz through ptys + pyserial, {wall:.1f} s measured")
+        print(f"live: {len(files)} nodes x {rate} Hz through ptys + pyserial, {wall:.1f} s measured "
+              f"(reads every {tick_s * 1e3:g} ms, rows wait at most {max_wait_s * 1e3:g} ms for late nodes)")
         print(f"  aggregator CPU {cpu:.2f} s / {wall:.2f} s wall = {100 * cpu / wall:.1f} % of one core "
               f"(readers, decode, checks, clock, live alignment, SQLite store)")
         if len(lat):
@@ -127,9 +131,38 @@ def bench_live(files: list[Path], seconds: float, rate: int) -> None:
                   f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms ({len(lat)} samples, "
                   f"{rows} aligned rows; {late} samples too late for their slot over the whole run)")
         print(f"  samples {n}, frames lost {lost}, frames stored {stored}")
+        if len(wait_ms):
+            print(f"  frames waited on the port before being read (not in the latency above): p50 "
+                  f"{np.percentile(wait_ms, 50):.1f} ms, p99 {np.percentile(wait_ms, 99):.1f} ms, max "
+                  f"{wait_ms.max():.1f} ms ({len(wait_ms)} frames; replayer schedule as arrival time)")
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def read_wait_ms(files: list[Path], replay_t0: float, st: SessionStore, sid: int, h0: float, h1: float) -> np.ndarray:
+    """How long each sample frame received in [h0, h1] sat on its port before the aggregator read
+    it: its receive time in the store minus when the replayer was due to write it (its trace time;
+    the replayer writes at or after that, so this errs on the long side)."""
+    from tsproto import consts as TC
+    from tsproto.decoder import StreamDecoder
+
+    from trackside.aggregator.traces import RX
+
+    traces = [read_trace(f) for f in files]
+    base = min(t.t0 for t in traces)
+    due: dict[tuple[int, int], float] = {}
+    for tr in traces:
+        dec = StreamDecoder()
+        for tag, t_ns, payload in tr.records:
+            if tag == RX:
+                t = replay_t0 + (tr.t0 - base) + t_ns * 1e-9
+                for m in dec.feed(payload):
+                    if m.type == TC.T_SAMPLES:
+                        due[(m.node_id, m.seq)] = t
+    out = [(th - due[(nid, seq)]) * 1e3 for nid, seq, _tn, th, kind, _n, _raw in st.frames(sid)
+           if kind == TC.T_SAMPLES and h0 <= th <= h1 and (nid, seq) in due]
+    return np.array(out)
 
 
 def bench_live_simulated(files: list[Path], seconds: float, rate: int, tick_s: float = 0.003,
@@ -245,6 +278,8 @@ def main() -> int:
     ap.add_argument("--live-spf", type=int, default=2, help="samples per frame in live traces")
     ap.add_argument("--live-seconds", type=float, default=20.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--tick", type=float, default=0.003, help="live: seconds between reads of the ports")
+    ap.add_argument("--max-wait", type=float, default=0.015, help="live: how long a row waits for late nodes (s)")
     ap.add_argument("--fuzz-frames", type=int, default=1_000_000)
     ap.add_argument("--skip-offline", action="store_true")
     ap.add_argument("--skip-live", action="store_true")
@@ -256,9 +291,8 @@ def main() -> int:
         bench_offline(make_traces(args.nodes, args.seconds, args.spf, args.rate, args.cache), args.repeat)
     if not args.skip_live:
         live_files = make_traces(args.nodes, args.live_seconds + 10, args.live_spf, args.rate, args.cache)
-        for mw in (0.05, 0.02):
-            bench_live_simulated(live_files, args.live_seconds, args.rate, max_wait_s=mw)
-        bench_live(live_files, args.live_seconds, args.rate)
+        bench_live_simulated(live_files, args.live_seconds, args.rate, tick_s=args.tick, max_wait_s=args.max_wait)
+        bench_live(live_files, args.live_seconds, args.rate, args.tick, args.max_wait)
     if not args.skip_fuzz:
         bench_fuzz(args.fuzz_frames)
     return 0

@@ -345,6 +345,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             rp.progress = cb
             with prog:
                 rp.start()
+                print(f"replay started at {rp.start_wall:.6f}", flush=True)   # host time of trace time 0
                 while not rp.join(timeout=0.2):
                     pass
             return 0

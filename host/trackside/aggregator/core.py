@@ -138,7 +138,7 @@ class Pipeline:
     the extension is built; False keeps everything in Python (same results, ~3x the CPU)."""
 
     def __init__(self, writer: FrameWriter | None = None, *, rate_hz: float = 200.0,
-                 on_aligned: Callable | None = None, max_wait_s: float = 0.02,
+                 on_aligned: Callable | None = None, max_wait_s: float = 0.015,
                  clock: Callable[[], float] = time.time, on_reply: Callable[[str, bytes], None] | None = None,
                  keep_samples: bool = False, segments: dict[int, str] | None = None, live_core: bool = True):
         if not rate_hz > 0:
@@ -170,6 +170,7 @@ class Pipeline:
         self.port_list: list[PortState] = []
         self._armed: set[int] = set()                           # nodes whose lane is armed in C
         self._fd_key: dict | None = None
+        self._wait = None                                       # lc_wait_params (wait_fds)
         self._fd_reader = None
 
     @property
@@ -444,6 +445,51 @@ class Pipeline:
                 return []
             names = list(fds.values())
             return [(names[i], "end of file" if st == -1 else os.strerror(st)) for i, st in rd.failed()]
+
+    def wait_fds(self, fds: dict[int, str], min_period: float, max_block: float) -> list[tuple[str, str]] | None:
+        """Live input read and decoded in C every ``min_period`` s (GIL released) until there is
+        Python work: a frame its lane did not take, the live aligner's next row complete or due,
+        or ``max_block`` s elapsed; then processed here. Returns ``(port, why)`` of failed reads
+        (unplugged), or None when this is not available (no C path, or a clock other than
+        time.time: the caller then ticks itself)."""
+        if self._core is None or self.clock is not time.time:
+            return None
+        if self._inbox:
+            self.process_pending()
+        with self._lock:
+            if fds is not self._fd_key:     # the reader rebuilds its dict when a port opens/drops
+                if self._fd_reader is not None:
+                    self._fd_reader.close()
+                self._fd_reader = self._core.reader(list(fds), [self.port(name).core for name in fds.values()])
+                self._fd_key = fds
+            w = self._wait
+            if w is None:
+                w = self._wait = self._core.wait_params()
+            w.min_period = min_period
+            w.max_block = max_block
+            al = self.aligner
+            if al is None or not al.latest:
+                w.n_active = 0
+                w.deadline = float("inf")
+            else:
+                w.t0, w.rate, w.next_k = al.t0, al.rate, al.next_k
+                w.deadline = al.t0 + al.next_k / al.rate + al.max_wait_s
+                horizon = (time.time() - al.stale_s - al.t0) * al.rate
+                i = 0
+                for node, k in al.latest.items():
+                    w.latest_k[node] = k
+                    if k >= horizon:
+                        w.active[i] = node
+                        i += 1
+                w.n_active = i
+            r, t = self._fd_reader.wait(w)
+            if r == -2:
+                return None
+            self._drain_core()
+            if not r >> 1:
+                return []
+            names = list(fds.values())
+            return [(names[i], "end of file" if st == -1 else os.strerror(st)) for i, st in self._fd_reader.failed()]
 
     def push_event(self, name: str, state: str, t_host: float, detail: str = "") -> None:
         """A port event from a reader thread, queued in order with the bytes (see :meth:`push`)."""
@@ -983,7 +1029,7 @@ class Aggregator:
 
     def __init__(self, ports: Sequence[str], *, writer: FrameWriter | None = None, rate_hz: float = 200.0,
                  baudrate: int = 921600, sync_interval_s: float = 0.5, on_aligned: Callable | None = None,
-                 trace_dir=None, max_wait_s: float = 0.02, clock: Callable[[], float] = time.time,
+                 trace_dir=None, max_wait_s: float = 0.015, clock: Callable[[], float] = time.time,
                  align_live: bool = True, tick_s: float = 0.003):
         self.clock = clock
         self.pipeline = Pipeline(writer, rate_hz=rate_hz, on_aligned=on_aligned, max_wait_s=max_wait_s,
@@ -1001,10 +1047,13 @@ class Aggregator:
                 from trackside.aggregator.traces import TraceWriter
                 safe = port.replace("/", "_").replace(":", "_").strip("_")
                 self.traces[port] = TraceWriter(Path(trace_dir) / f"{safe}.tstrace", port=port, baudrate=baudrate)
-        # without traces to keep, the bytes are read and decoded in C (Pipeline.read_fds)
+        # without traces to keep, the bytes are read and decoded in C (Pipeline.wait_fds: Python
+        # runs only when there is work; read_fds: a Python tick)
+        c_path = not self.traces
         self.reader = MultiPortReader(self.ports, self._on_bytes, on_state=self._on_state, on_idle=self._on_idle,
                                       baudrate=baudrate, min_period=tick_s, clock=clock,
-                                      read_fds=None if self.traces else self.pipeline.read_fds)
+                                      read_fds=self.pipeline.read_fds if c_path else None,
+                                      wait_fds=self.pipeline.wait_fds if c_path else None)
 
     def _on_bytes(self, port: str, data: bytes, t: float) -> None:
         tw = self.traces.get(port)

@@ -4,7 +4,9 @@
 
 #ifndef _WIN32
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
+#include <time.h>
 #include <unistd.h>
 #endif
 #ifdef __linux__
@@ -358,5 +360,73 @@ int32_t lc_read(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, do
         if (read_one(fds[i], ports[i], t_host, out, status + i, &failed)) return 1 | (failed << 1);
     }
     return failed << 1;
+#endif
+}
+
+#ifndef _WIN32
+static double now_real(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double now_mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void sleep_until_mono(double t) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+}
+
+/* The aligner's slot of host time t (StreamAligner.add). */
+static int64_t slot_of(const lc_wait_params *w, double t) {
+    double pos = (t - w->t0) * w->rate;
+    return pos >= -0.5 ? (int64_t)(pos + 0.5) : -1;
+}
+#endif
+
+int32_t lc_wait(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, lc_out *out, int32_t *status,
+                lc_wait_params *w, double *t_read) {
+#ifdef _WIN32
+    (void)epfd; (void)fds; (void)ports; (void)n; (void)out; (void)status; (void)w; (void)t_read;
+    return -2;
+#else
+    double start = now_mono();
+    double next = start;
+    int32_t seen = out->n_records;
+    w->reads = 0;
+    for (;;) {
+        sleep_until_mono(next);
+        double t = now_real();
+        *t_read = t;
+        int32_t r = lc_read(epfd, fds, ports, n, t, out, status);
+        w->reads++;
+        if (r != 0) return r;                         /* failed read(s) or output full */
+        for (; seen < out->n_records; seen++) {
+            const lc_record *rec = out->records + seen;
+            if (rec->kind != LC_LANE) return 0;       /* Python must judge it */
+            int64_t u_last = rec->u_first + (int64_t)(rec->n - 1) * rec->period_us;
+            int64_t k = slot_of(w, rec->c0 + (double)u_last * rec->c1);
+            int64_t k0 = slot_of(w, rec->c0 + (double)rec->u_first * rec->c1);
+            if (k0 > k) k = k0;
+            if (k > w->latest_k[rec->node]) w->latest_k[rec->node] = k;
+        }
+        if (out->n_records > out->max_records / 2 || out->n_rows > out->max_rows / 2) return 0;
+        int complete = 1;
+        for (int32_t i = 0; i < w->n_active && complete; i++)
+            if (w->latest_k[w->active[i]] < w->next_k) complete = 0;
+        if (complete && w->n_active > 0 && out->n_records > 0) return 0;   /* a row to emit */
+        if (t >= w->deadline) return 0;               /* a row is overdue: Python emits it */
+        double m = now_mono();
+        if (m - start >= w->max_block) return 0;
+        next += w->min_period;
+        if (next < m) next = m;                      /* late: no burst of catch-up reads */
+    }
 #endif
 }

@@ -91,6 +91,26 @@ int32_t lc_epoll_new(const int32_t *fds, int32_t n);
 int32_t lc_read(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, double t_host, lc_out *out,
                 int32_t *status);
 
+/* When lc_wait hands control back to Python: what the live aligner (Python) waits for. */
+typedef struct {
+    double min_period;                /* seconds between two reads (latency vs CPU) */
+    double max_block;                 /* return at least this often (housekeeping, stop) */
+    double t0, rate;                  /* the aligner's grid */
+    double deadline;                  /* host time its next slot is overdue (emitted anyway) */
+    int64_t next_k;                   /* its next slot to emit */
+    int32_t n_active;                 /* nodes it waits for (active[i]) */
+    int32_t active[256];
+    int64_t latest_k[256];            /* per node id: the newest slot it has (updated from lane frames) */
+    int32_t reads;                    /* out: read passes done in this call */
+} lc_wait_params;
+
+/* Read (as lc_read) every min_period with the GIL released until Python has something to do:
+ * a record a lane did not take, the aligner's next slot complete (every active node has passed
+ * it) or overdue, max_block elapsed, a failed read, or the output filling up. *t_read gets the
+ * host time (CLOCK_REALTIME, as time.time()) of the last read. Returns as lc_read. */
+int32_t lc_wait(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, lc_out *out, int32_t *status,
+                lc_wait_params *w, double *t_read);
+
 /* Disarm every lane of a port (unplug, undecodable bytes). */
 void lc_disarm_port(lc_out *out, int32_t port);
 

@@ -78,6 +78,10 @@ class LiveCore:
         ``len(data)`` only when the output is full: :meth:`take`, then feed the rest)."""
         return self._feed(port, data, len(data), t_host, self.out)
 
+    def wait_params(self):
+        """A fresh ``lc_wait_params`` (see :meth:`FdReader.wait`)."""
+        return ffi.new("lc_wait_params *")
+
     def reader(self, fds: list[int], ports: list) -> "FdReader":
         """A reader of these fds, each feeding its C port (see :meth:`FdReader.read`)."""
         return FdReader(self, fds, ports)
@@ -194,6 +198,7 @@ class FdReader:
         self._status = ffi.new("int32_t[]", max(self.n, 1))
         self._status_np = np.frombuffer(ffi.buffer(self._status), np.int32)[:self.n]
         self._ep = lib.lc_epoll_new(self._fds, self.n) if self.n else -1
+        self._t_read = ffi.new("double *")
 
     def close(self) -> None:
         """Release the epoll set (the fds themselves belong to their serial ports)."""
@@ -208,6 +213,12 @@ class FdReader:
         """One pass over the fds: ``(failed reads << 1) | more`` (more: it stopped early, the
         output is full: take, call again), -2 when not supported here."""
         return lib.lc_read(self._ep, self._fds, self._ports, self.n, t_host, self.core.out, self._status)
+
+    def wait(self, params) -> tuple[int, float]:
+        """:c:func:`lc_wait` with these ``lc_wait_params``: ``(lc_read's result, host time of the
+        last read)``; the GIL is released meanwhile."""
+        r = lib.lc_wait(self._ep, self._fds, self._ports, self.n, self.core.out, self._status, params, self._t_read)
+        return r, self._t_read[0]
 
     def failed(self) -> list[tuple[int, int]]:
         """``(i, status)`` of the fds whose read failed since the last call (-1 end of file, else

@@ -322,13 +322,17 @@ class MultiPortReader(threading.Thread):
     Reads are batched: after a wake-up the thread reads every ready port, then waits at least
     ``min_period`` before the next wake-up (latency vs CPU). ``read_fds(fds, t)`` (fd -> port),
     if given, reads and processes the ready ports itself (the pipeline's C path) and returns the
-    ``(port, why)`` whose read failed, or None to leave reading to this thread."""
+    ``(port, why)`` whose read failed, or None to leave reading to this thread. ``wait_fds(fds,
+    min_period, max_block)`` likewise, but it also does the waiting (returning at least every
+    ``max_block`` s); preferred when given."""
 
     def __init__(self, ports: list[str], on_bytes: Callable[[str, bytes, float], None], *,
                  on_state: Callable[[str, str, float, str], None] | None = None,
                  on_idle: Callable[[float], None] | None = None, baudrate: int = 921600,
                  retry_s: float = 0.05, min_period: float = 0.003, clock: Callable[[], float] = time.time,
-                 read_fds: Callable[[dict[int, str], float], list[tuple[str, str]] | None] | None = None):
+                 read_fds: Callable[[dict[int, str], float], list[tuple[str, str]] | None] | None = None,
+                 wait_fds: Callable[[dict[int, str], float, float], list[tuple[str, str]] | None] | None = None,
+                 max_block: float = 0.05):
         super().__init__(name="trackside-ports", daemon=True)
         self.ports = list(ports)
         self.on_bytes = on_bytes
@@ -339,6 +343,8 @@ class MultiPortReader(threading.Thread):
         self.min_period = min_period
         self.clock = clock
         self.read_fds = read_fds
+        self.wait_fds = wait_fds
+        self.max_block = max_block
         self._ser: dict[str, serial.SerialBase] = {}
         self._next_try: dict[str, float] = {p: 0.0 for p in self.ports}
         self._announced: set[str] = set()
@@ -407,6 +413,14 @@ class MultiPortReader(threading.Thread):
                 self._fds = {ser.fileno(): port for port, ser in self._ser.items()}
                 self._fd_list = list(self._fds)
             fds = self._fds
+            if fds and self.wait_fds is not None:
+                failed = self.wait_fds(fds, self.min_period, self.max_block)
+                if failed is not None:
+                    for port, why in failed:
+                        self._drop(port, why)
+                    self.on_idle(self.clock())
+                    continue
+                self.wait_fds = None        # not available: tick here from now on
             wait = max(0.0, self.min_period - (time.monotonic() - last))
             if wait:
                 time.sleep(wait)    # < min_period: cheaper than Event.wait, stop() still prompt

@@ -207,6 +207,7 @@ class Replayer:
     def start(self) -> "Replayer":
         base = min(t.t0 for t in self.traces)
         self._start_mono = time.monotonic()
+        self.start_wall = time.time()       # trace time 0 (of the earliest trace) in host time
         for i, (tr, port) in enumerate(zip(self.traces, self.ports)):
             th = threading.Thread(target=self._feed, args=(i, tr, port, tr.t0 - base),
                                   name=f"trackside-replay-{i}", daemon=True)
