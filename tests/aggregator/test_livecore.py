@@ -193,7 +193,7 @@ def test_c_decoder_matches_the_reference(raw: bool, spf: int) -> None:
         assert rec["kind"] == livecore.BATCH
         assert (rec["node"], rec["seq"], rec["t_us"], rec["period_us"], rec["flags"], rec["n"]) == \
             (ref.node_id, ref.seq, ref.t_us, ref.period_us, ref.flags, len(ref.samples))
-        assert rows[rec["row"]:rec["row"] + rec["n"]].tolist() == ref.samples
+        assert rows.array()[rec["row"]:rec["row"] + rec["n"]].tolist() == ref.samples
         assert rawb[rec["raw_off"]:rec["raw_off"] + rec["raw_len"]] == f
 
 

@@ -567,6 +567,8 @@ class Pipeline:
         writer = self.writer
         add = None if self.aligner is None else self.aligner.add_frame
         keep = self.keep_samples
+        if keep:
+            kept_rows = rows.array()
         touched = None
         to_store: list = []
         for rec in recs:
@@ -574,7 +576,7 @@ class Pipeline:
             if kind == LANE:                # sequence, clock window and counters done in C
                 to_store.append(rec)
                 if keep:
-                    self.kept.setdefault(nid, []).append((u0, period, n, r0, rows))
+                    self.kept.setdefault(nid, []).append((u0, period, n, r0, kept_rows))
                 if add is not None:
                     add(nid, c0, c1, u0, period, n, rows, r0, t)
                 continue
@@ -675,7 +677,8 @@ class Pipeline:
         if self.writer is not None:
             self.writer.frame(nid, seq, t_us, t_recv, C.T_SAMPLES, raw, nsamples=n)
         if self.keep_samples:
-            arr = vals if isinstance(vals, np.ndarray) else np.array(vals, np.int16)
+            arr = vals if isinstance(vals, np.ndarray) else (
+                vals.array() if isinstance(vals, livecore.SampleRows) else np.array(vals, np.int16))
             self.kept.setdefault(nid, []).append((u_first, period, n, r0, arr))
         c0, c1 = node.linear()
         node.latency_ms.append((t_recv - (c0 + u_last * c1)) * 1e3)

@@ -42,6 +42,26 @@ RECORD_STRUCT = struct.Struct("<4iI7idq2d")       # the same layout, for struct.
 assert RECORD_STRUCT.size == RECORD.itemsize
 
 
+class SampleRows:
+    """The sample rows of one :meth:`LiveCore.take` (int16 x 13 each, as bytes): row ``i`` as an
+    array on demand (most rows are only ever counted, never looked at, in a live session)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.frombuffer(self.data, np.int16, NV, i * 2 * NV)
+
+    def __len__(self) -> int:
+        return len(self.data) // (2 * NV)
+
+    def array(self) -> np.ndarray:
+        """All rows, (N, 13) int16 (read-only view)."""
+        return np.frombuffer(self.data, np.int16).reshape(-1, NV)
+
+
 class LiveCore:
     """Output buffers, ports and node lanes of the C live path (one per pipeline, not thread-safe:
     the pipeline calls it under its lock)."""
@@ -64,6 +84,7 @@ class LiveCore:
         self._rows_np = np.frombuffer(ffi.buffer(self._samples), np.int16).reshape(max_rows, NV)
         self._raw_buf = ffi.buffer(self._raw)
         self._rec_buf = ffi.buffer(self._records)
+        self._rows_buf = ffi.buffer(self._samples)
         self._unpack = RECORD_STRUCT.iter_unpack     # tuples straight from the bytes (no numpy)
         self._feed = lib.lc_feed
 
@@ -86,15 +107,15 @@ class LiveCore:
         """A reader of these fds, each feeding its C port (see :meth:`FdReader.read`)."""
         return FdReader(self, fds, ports)
 
-    def take(self) -> tuple[list, np.ndarray, bytes]:
+    def take(self) -> tuple[list, SampleRows, bytes]:
         """The records so far (tuples in :data:`RECORD` order), a copy of their sample rows and of
         their raw frame bytes; the output is then empty."""
         out = self.out
         n = out.n_records
         if not n:
-            return [], self._rows_np[:0], b""
+            return [], SampleRows(b""), b""
         recs = list(self._unpack(self._rec_buf[:n * RECORD.itemsize]))
-        rows = self._rows_np[:out.n_rows].copy()
+        rows = SampleRows(self._rows_buf[:out.n_rows * 2 * NV])
         raw = self._raw_buf[:out.raw_len]
         out.n_records = out.n_rows = out.raw_len = 0
         return recs, rows, raw
