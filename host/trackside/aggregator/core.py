@@ -171,6 +171,9 @@ class Pipeline:
         self._armed: set[int] = set()                           # nodes whose lane is armed in C
         self._fd_key: dict | None = None
         self._wait = None                                       # lc_wait_params (wait_fds)
+        self._wait_refresh = 0.0
+        self._wait_nodes = 0
+        self._py_touched: set | tuple = ()                      # nodes the Python path handled (wait_fds)
         self._fd_reader = None
 
     @property
@@ -472,16 +475,29 @@ class Pipeline:
                 w.n_active = 0
                 w.deadline = float("inf")
             else:
-                w.t0, w.rate, w.next_k = al.t0, al.rate, al.next_k
+                w.next_k = al.next_k
                 w.deadline = al.t0 + al.next_k / al.rate + al.max_wait_s
-                horizon = (time.time() - al.stale_s - al.t0) * al.rate
-                i = 0
-                for node, k in al.latest.items():
-                    w.latest_k[node] = k
-                    if k >= horizon:
-                        w.active[i] = node
-                        i += 1
-                w.n_active = i
+                now = time.time()
+                if now >= self._wait_refresh or len(al.latest) != self._wait_nodes:
+                    # who the aligner waits for: refreshed every 50 ms (stale nodes drop out);
+                    # between refreshes the C side follows lane frames itself
+                    self._wait_refresh = now + 0.05
+                    self._wait_nodes = len(al.latest)
+                    w.t0, w.rate = al.t0, al.rate
+                    horizon = (now - al.stale_s - al.t0) * al.rate
+                    i = 0
+                    for node, k in al.latest.items():
+                        w.latest_k[node] = k
+                        if k >= horizon:
+                            w.active[i] = node
+                            i += 1
+                    w.n_active = i
+                elif self._py_touched:      # frames the Python path added since
+                    for node in self._py_touched:
+                        k = al.latest.get(node)
+                        if k is not None:
+                            w.latest_k[node] = k
+                self._py_touched = ()
             r, t = self._fd_reader.wait(w)
             if r == -2:
                 return None
@@ -589,6 +605,7 @@ class Pipeline:
         if to_store and writer is not None:
             writer.frames_deferred(_lane_rows(to_store, raw))
         if touched:
+            self._py_touched = touched
             core = self._core
             armed = self._armed
             for nid in touched - armed:
