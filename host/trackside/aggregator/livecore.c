@@ -399,6 +399,7 @@ int32_t lc_wait(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, lc
 #else
     double start = now_mono();
     double next = start;
+    double pending_since = out->n_records > 0 ? 0.0 : -1.0;   /* records left from before: now */
     int32_t seen = out->n_records;
     w->reads = 0;
     for (;;) {
@@ -410,13 +411,28 @@ int32_t lc_wait(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, lc
         if (r != 0) return r;                         /* failed read(s) or output full */
         for (; seen < out->n_records; seen++) {
             const lc_record *rec = out->records + seen;
-            if (rec->kind != LC_LANE) return 0;       /* Python must judge it */
-            int64_t u_last = rec->u_first + (int64_t)(rec->n - 1) * rec->period_us;
-            int64_t k = slot_of(w, rec->c0 + (double)u_last * rec->c1);
-            int64_t k0 = slot_of(w, rec->c0 + (double)rec->u_first * rec->c1);
+            double c0 = rec->c0, c1 = rec->c1;
+            int64_t u_first = rec->u_first;
+            if (rec->kind != LC_LANE) {
+                /* Python judges it at the next return (statuses, time-sync replies and a node's
+                 * frames after them need no hurry: their receive times are taken) */
+                if (pending_since < 0) pending_since = t;
+                const lc_lane *lane = rec->node >= 0 ? out->lanes + rec->node : NULL;
+                if (rec->kind != LC_BATCH || lane == NULL || lane->c1 == 0.0) continue;
+                /* where its samples will land, from the lane's last clock (an estimate: it only
+                 * decides when to wake Python, never what Python computes) */
+                c0 = lane->model ? lane->c0 : lane->provisional;
+                c1 = lane->c1;
+                u_first = lane->unwrap_last + (int32_t)(rec->t_us - lane->unwrap_raw);
+                if (!isfinite(c0)) continue;
+            }
+            int64_t u_last = u_first + (int64_t)(rec->n - 1) * rec->period_us;
+            int64_t k = slot_of(w, c0 + (double)u_last * c1);
+            int64_t k0 = slot_of(w, c0 + (double)u_first * c1);
             if (k0 > k) k = k0;
             if (k > w->latest_k[rec->node]) w->latest_k[rec->node] = k;
         }
+        if (pending_since >= 0 && t - pending_since >= w->py_delay) return 0;
         if (out->n_records > out->max_records / 2 || out->n_rows > out->max_rows / 2) return 0;
         int complete = 1;
         for (int32_t i = 0; i < w->n_active && complete; i++)

@@ -95,6 +95,7 @@ int32_t lc_read(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, do
 typedef struct {
     double min_period;                /* seconds between two reads (latency vs CPU) */
     double max_block;                 /* return at least this often (housekeeping, stop) */
+    double py_delay;                  /* a record for Python waits at most this long */
     double t0, rate;                  /* the aligner's grid */
     double deadline;                  /* host time its next slot is overdue (emitted anyway) */
     int64_t next_k;                   /* its next slot to emit */
@@ -105,8 +106,9 @@ typedef struct {
 } lc_wait_params;
 
 /* Read (as lc_read) every min_period with the GIL released until Python has something to do:
- * a record a lane did not take, the aligner's next slot complete (every active node has passed
- * it) or overdue, max_block elapsed, a failed read, or the output filling up. *t_read gets the
+ * the aligner's next slot complete (every active node has passed it) or overdue, a record a
+ * lane did not take waiting for py_delay, max_block elapsed, a failed read, or the output
+ * filling up. *t_read gets the
  * host time (CLOCK_REALTIME, as time.time()) of the last read. Returns as lc_read. */
 int32_t lc_wait(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, lc_out *out, int32_t *status,
                 lc_wait_params *w, double *t_read);
