@@ -163,7 +163,6 @@ class Pipeline:
         self.logs: deque = deque(maxlen=50)
         self.kept: dict[int, list] = {}                         # node -> frames of this boot (keep_samples)
         self.kept_mapped: dict[int, list] = {}                  # node -> [(host t, values)] of past boots
-        self.aligned_rows = 0
         self.aligned_latency_ms: deque = deque(maxlen=100_000)
         self._lock = threading.RLock()
         self._inbox: deque = deque()                            # (port, bytes, t) from reader threads
@@ -172,9 +171,6 @@ class Pipeline:
         self._armed: set[int] = set()                           # nodes whose lane is armed in C
         self._fd_key: dict | None = None
         self._wait = None                                       # lc_wait_params (wait_fds)
-        self._wait_refresh = 0.0
-        self._wait_nodes = 0
-        self._py_touched: set | tuple = ()                      # nodes the Python path handled (wait_fds)
         self._fd_reader = None
 
     @property
@@ -472,38 +468,13 @@ class Pipeline:
             w.min_period = min_period
             w.max_block = max_block
             w.py_delay = 0.01
-            al = self.aligner
-            if al is None or not al.latest:
-                w.n_active = 0
-                w.deadline = float("inf")
-            else:
-                w.next_k = al.next_k
-                w.deadline = al.t0 + al.next_k / al.rate + al.max_wait_s
-                now = time.time()
-                if now >= self._wait_refresh or len(al.latest) != self._wait_nodes:
-                    # who the aligner waits for: refreshed every 50 ms (stale nodes drop out);
-                    # between refreshes the C side follows lane frames itself
-                    self._wait_refresh = now + 0.05
-                    self._wait_nodes = len(al.latest)
-                    w.t0, w.rate = al.t0, al.rate
-                    horizon = (now - al.stale_s - al.t0) * al.rate
-                    i = 0
-                    for node, k in al.latest.items():
-                        w.latest_k[node] = k
-                        if k >= horizon:
-                            w.active[i] = node
-                            i += 1
-                    w.n_active = i
-                elif self._py_touched:      # frames the Python path added since
-                    for node in self._py_touched:
-                        k = al.latest.get(node)
-                        if k is not None:
-                            w.latest_k[node] = k
-                self._py_touched = ()
+            w.rows_wake = self.on_aligned is not None
             r, t = self._fd_reader.wait(w)
             if r == -2:
                 return None
             self._drain_core()
+            if self.aligner is not None:
+                self.aligner.poll(time.time())
             if not r >> 1:
                 return []
             names = list(fds.values())
@@ -583,7 +554,9 @@ class Pipeline:
             return
         LANE = livecore.LANE
         writer = self.writer
-        add = None if self.aligner is None else self.aligner.add_frame
+        # lane samples went into the C aligner already; a Python one (started before the C path
+        # existed: never, but cheap to keep right) gets them here
+        add = self.aligner.add_frame if isinstance(self.aligner, StreamAligner) else None
         keep = self.keep_samples
         if keep:
             kept_rows = rows.array()
@@ -607,7 +580,6 @@ class Pipeline:
         if to_store and writer is not None:
             writer.frames_deferred(_lane_rows(to_store, raw))
         if touched:
-            self._py_touched = touched
             core = self._core
             armed = self._armed
             for nid in touched - armed:
@@ -899,10 +871,14 @@ class Pipeline:
 
     # -- alignment ------------------------------------------------------------------------------
     def start_aligner(self, t0: float) -> None:
-        """Align live from host time ``t0`` at the session rate."""
+        """Align live from host time ``t0`` at the session rate (in C with the C path)."""
+        if self._core is not None:
+            self.aligner = livecore.CAligner(self._core, self.rate_hz, t0, max_wait_s=self.max_wait_s,
+                                             deliver=self.on_aligned, latency=self.aligned_latency_ms.extend)
+            return
+
         def emit(k, t_slot, row):
             now = self.clock()
-            self.aligned_rows += 1
             for item in row.values():
                 if item is not None:
                     self.aligned_latency_ms.append((now - item[2]) * 1e3)
@@ -950,6 +926,11 @@ class Pipeline:
             for k, v in st.items():
                 out[k] = out.get(k, 0) + v
         return out
+
+    @property
+    def aligned_rows(self) -> int:
+        """Rows the live aligner emitted so far."""
+        return 0 if self.aligner is None else self.aligner.emitted
 
     def lane_frames(self) -> int:
         """Sample batches judged by the C side (its lanes) so far; 0 without the C path."""

@@ -135,6 +135,102 @@ static int room(const lc_out *out, int32_t frame_len) {
            out->raw_len + frame_len + 1 <= out->raw_cap;
 }
 
+
+/* ---- live aligner (clock.StreamAligner's rules) ---------------------------------------- */
+
+void lca_init(lca *a, double rate, double t0, double max_wait_s, double stale_s) {
+    memset(a, 0, sizeof *a);
+    a->rate = rate;
+    a->t0 = t0;
+    a->max_wait_s = max_wait_s;
+    a->stale_s = stale_s;
+    for (int i = 0; i < LCA_SLOTS; i++) a->slot_k[i] = -1;
+}
+
+void lca_add(lca *a, int32_t node, double t_host, const int16_t *v, double t_recv) {
+    double pos = (t_host - a->t0) * a->rate;
+    int64_t k = pos >= -0.5 ? (int64_t)(pos + 0.5) : -1;
+    if (k < a->next_k) {
+        a->late++;                    /* its slot was already emitted (stays missing there) */
+        return;
+    }
+    int32_t c = a->col_of[node & 255] - 1;
+    if (c < 0) {
+        if (a->n_cols >= LCA_COLS) {
+            a->too_many_nodes++;
+            return;
+        }
+        c = a->n_cols++;
+        a->col_of[node & 255] = c + 1;
+        a->node_of[c] = node;
+        a->latest[c] = -1;
+    }
+    if (k >= a->next_k + LCA_SLOTS) {
+        a->ahead++;                   /* too far ahead to hold */
+    } else {
+        int64_t s = k % LCA_SLOTS;
+        if (a->slot_k[s] != k) {      /* a fresh slot: clear what the ring held */
+            a->slot_k[s] = k;
+            for (int32_t j = 0; j < LCA_COLS; j++) a->cells[s][j].d = -1.0;
+        }
+        lca_cell *cell = &a->cells[s][c];
+        double d = fabs(pos - (double)k);
+        if (cell->d < 0 || d < cell->d) {
+            cell->d = d;
+            cell->t_recv = t_recv;
+            memcpy(cell->v, v, sizeof cell->v);
+        }
+    }
+    if (k > a->latest[c]) a->latest[c] = k;
+}
+
+int32_t lca_poll(lca *a, double now) {
+    if (a->n_cols == 0) return 0;
+    double horizon = (now - a->stale_s - a->t0) * a->rate;
+    int64_t done_all = -1;
+    int any = 0;
+    for (int32_t c = 0; c < a->n_cols; c++) {
+        if ((double)a->latest[c] >= horizon && (!any || a->latest[c] < done_all)) {
+            done_all = a->latest[c];
+            any = 1;
+        }
+    }
+    int32_t n = 0;
+    int32_t cols = a->n_cols;         /* a row has the nodes known when the poll began */
+    for (;;) {
+        int64_t k = a->next_k;
+        double t_slot = a->t0 + (double)k / a->rate;
+        if (k > done_all && now < t_slot + a->max_wait_s) break;
+        int64_t s = k % LCA_SLOTS;
+        int held = a->slot_k[s] == k;
+        if (a->n_rows >= LCA_ROWS) {  /* a backlog beyond the buffer (a clock jumped ahead): */
+            a->undelivered++;         /* emitted, counted, not handed over row by row */
+            if (held) a->slot_k[s] = -1;
+            a->next_k++;
+            n++;
+            continue;
+        }
+        int32_t r = a->n_rows++;
+        a->row_k[r] = k;
+        a->row_t[r] = t_slot;
+        a->row_cols[r] = cols;
+        for (int32_t c = 0; c < cols; c++) {
+            const lca_cell *cell = &a->cells[s][c];
+            int has = held && cell->d >= 0;
+            a->row_has[r][c] = (uint8_t)has;
+            if (has) {
+                memcpy(a->row_v[r][c], cell->v, sizeof cell->v);
+                a->lat_ms[a->n_lat++] = (now - cell->t_recv) * 1e3;
+            }
+        }
+        if (held) a->slot_k[s] = -1;
+        a->next_k++;
+        n++;
+    }
+    a->emitted += n;
+    return n;
+}
+
 /* One complete frame (its bytes between delimiters, n > 0). */
 static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host, lc_out *out) {
     uint8_t p[256];
@@ -227,6 +323,12 @@ static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host,
             rec->c1 = c1;
             rec->kind = LC_LANE;
             port->lane_frames++;
+            if (out->aligner != NULL) {
+                const int16_t *rv = out->samples + (int64_t)rec->row * LC_NV;
+                for (int32_t k = 0; k < rows; k++)
+                    lca_add(out->aligner, node, c0 + (double)(u_first + (int64_t)k * period) * c1, rv + k * LC_NV,
+                            t_host);
+            }
         }
     }
     if (rec->kind != LC_LANE) lane->armed = 0;   /* Python judges it: its state moves on */
@@ -384,11 +486,6 @@ static void sleep_until_mono(double t) {
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
 }
 
-/* The aligner's slot of host time t (StreamAligner.add). */
-static int64_t slot_of(const lc_wait_params *w, double t) {
-    double pos = (t - w->t0) * w->rate;
-    return pos >= -0.5 ? (int64_t)(pos + 0.5) : -1;
-}
 #endif
 
 int32_t lc_wait(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, lc_out *out, int32_t *status,
@@ -399,8 +496,8 @@ int32_t lc_wait(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, lc
 #else
     double start = now_mono();
     double next = start;
-    double pending_since = out->n_records > 0 ? 0.0 : -1.0;   /* records left from before: now */
-    int32_t seen = out->n_records;
+    double pending_since = -1.0;
+    int32_t seen = 0;
     w->reads = 0;
     for (;;) {
         sleep_until_mono(next);
@@ -409,36 +506,16 @@ int32_t lc_wait(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, lc
         int32_t r = lc_read(epfd, fds, ports, n, t, out, status);
         w->reads++;
         if (r != 0) return r;                         /* failed read(s) or output full */
-        for (; seen < out->n_records; seen++) {
-            const lc_record *rec = out->records + seen;
-            double c0 = rec->c0, c1 = rec->c1;
-            int64_t u_first = rec->u_first;
-            if (rec->kind != LC_LANE) {
-                /* Python judges it at the next return (statuses, time-sync replies and a node's
-                 * frames after them need no hurry: their receive times are taken) */
-                if (pending_since < 0) pending_since = t;
-                const lc_lane *lane = rec->node >= 0 ? out->lanes + rec->node : NULL;
-                if (rec->kind != LC_BATCH || lane == NULL || lane->c1 == 0.0) continue;
-                /* where its samples will land, from the lane's last clock (an estimate: it only
-                 * decides when to wake Python, never what Python computes) */
-                c0 = lane->model ? lane->c0 : lane->provisional;
-                c1 = lane->c1;
-                u_first = lane->unwrap_last + (int32_t)(rec->t_us - lane->unwrap_raw);
-                if (!isfinite(c0)) continue;
-            }
-            int64_t u_last = u_first + (int64_t)(rec->n - 1) * rec->period_us;
-            int64_t k = slot_of(w, c0 + (double)u_last * c1);
-            int64_t k0 = slot_of(w, c0 + (double)u_first * c1);
-            if (k0 > k) k = k0;
-            if (k > w->latest_k[rec->node]) w->latest_k[rec->node] = k;
-        }
-        if (pending_since >= 0 && t - pending_since >= w->py_delay) return 0;
+        for (; seen < out->n_records; seen++)
+            if (out->records[seen].kind != LC_LANE && pending_since < 0) pending_since = t;
         if (out->n_records > out->max_records / 2 || out->n_rows > out->max_rows / 2) return 0;
-        int complete = 1;
-        for (int32_t i = 0; i < w->n_active && complete; i++)
-            if (w->latest_k[w->active[i]] < w->next_k) complete = 0;
-        if (complete && w->n_active > 0 && out->n_records > 0) return 0;   /* a row to emit */
-        if (t >= w->deadline) return 0;               /* a row is overdue: Python emits it */
+        if (pending_since >= 0) {
+            /* Python first adds that record's samples (if any), then polls the aligner */
+            if (t - pending_since >= w->py_delay) return 0;
+        } else if (out->aligner != NULL) {
+            lca_poll(out->aligner, t);
+            if (out->aligner->n_rows > 0 && (w->rows_wake || out->aligner->n_rows >= LCA_ROWS / 2)) return 0;
+        }
         double m = now_mono();
         if (m - start >= w->max_block) return 0;
         next += w->min_period;

@@ -66,6 +66,46 @@ typedef struct {
     double c0, c1;                    /* LC_LANE: sample k at host c0 + (u_first + k period) c1 */
 } lc_record;
 
+/* The live aligner (the C twin of clock.StreamAligner): grid t0 + k / rate; a slot is emitted
+ * once every active node (newest slot within stale_s of now) has passed it, or max_wait_s after
+ * its time; each node keeps the sample nearest the slot. Slots further than LCA_SLOTS ahead of the
+ * next one cannot be held: such samples are counted (ahead) and dropped. */
+#define LCA_SLOTS 2048
+#define LCA_COLS 64                   /* nodes (columns, in first-seen order) */
+#define LCA_ROWS 256                  /* emitted rows kept until Python takes them */
+
+typedef struct {
+    double d;                         /* distance to the slot time, in periods; < 0: empty */
+    double t_recv;
+    int16_t v[LC_NV];
+} lca_cell;
+
+typedef struct {
+    double rate, t0, max_wait_s, stale_s;
+    int64_t next_k;
+    int32_t n_cols;
+    int32_t col_of[256];              /* node id -> column + 1 (0: not seen) */
+    int32_t node_of[LCA_COLS];
+    int64_t latest[LCA_COLS];         /* newest slot per column */
+    int64_t slot_k[LCA_SLOTS];        /* the slot a ring entry holds, -1 none */
+    lca_cell cells[LCA_SLOTS][LCA_COLS];
+    int64_t late, ahead, emitted, too_many_nodes, undelivered;
+    /* emitted rows, until taken */
+    int32_t n_rows;
+    int64_t row_k[LCA_ROWS];
+    double row_t[LCA_ROWS];
+    int32_t row_cols[LCA_ROWS];       /* columns (nodes) the row has */
+    uint8_t row_has[LCA_ROWS][LCA_COLS];
+    int16_t row_v[LCA_ROWS][LCA_COLS][LC_NV];
+    int32_t n_lat;
+    double lat_ms[LCA_ROWS * LCA_COLS];   /* emit time - receive time of each emitted sample */
+} lca;
+
+void lca_init(lca *a, double rate, double t0, double max_wait_s, double stale_s);
+void lca_add(lca *a, int32_t node, double t_host, const int16_t *v, double t_recv);
+/* Emit the slots due at host time now (into the row buffer, while it has room); returns how many. */
+int32_t lca_poll(lca *a, double now);
+
 typedef struct {
     lc_record *records;
     int32_t max_records, n_records;
@@ -74,6 +114,7 @@ typedef struct {
     uint8_t *raw;
     int32_t raw_cap, raw_len;
     lc_lane *lanes;                   /* 256, indexed by node id */
+    lca *aligner;                     /* lane samples go straight in (NULL: none) */
 } lc_out;
 
 /* Feed bytes received on one port at host time t_host. Returns how many input bytes were
@@ -91,25 +132,21 @@ int32_t lc_epoll_new(const int32_t *fds, int32_t n);
 int32_t lc_read(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, double t_host, lc_out *out,
                 int32_t *status);
 
-/* When lc_wait hands control back to Python: what the live aligner (Python) waits for. */
+/* When lc_wait hands control back to Python. */
 typedef struct {
     double min_period;                /* seconds between two reads (latency vs CPU) */
     double max_block;                 /* return at least this often (housekeeping, stop) */
     double py_delay;                  /* a record for Python waits at most this long */
-    double t0, rate;                  /* the aligner's grid */
-    double deadline;                  /* host time its next slot is overdue (emitted anyway) */
-    int64_t next_k;                   /* its next slot to emit */
-    int32_t n_active;                 /* nodes it waits for (active[i]) */
-    int32_t active[256];
-    int64_t latest_k[256];            /* per node id: the newest slot it has (updated from lane frames) */
+    int32_t rows_wake;                /* return as soon as the aligner emitted a row */
     int32_t reads;                    /* out: read passes done in this call */
 } lc_wait_params;
 
 /* Read (as lc_read) every min_period with the GIL released until Python has something to do:
- * the aligner's next slot complete (every active node has passed it) or overdue, a record a
- * lane did not take waiting for py_delay, max_block elapsed, a failed read, or the output
- * filling up. *t_read gets the
- * host time (CLOCK_REALTIME, as time.time()) of the last read. Returns as lc_read. */
+ * a record a lane did not take waiting for py_delay (the aligner is not polled meanwhile: that
+ * record's samples may belong to the slots due), emitted rows (rows_wake, or the row buffer half
+ * full), max_block elapsed, a failed read, or the output filling up. The aligner (out->aligner)
+ * is polled after each read. *t_read gets the host time (CLOCK_REALTIME, as time.time()) of the
+ * last read. Returns as lc_read. */
 int32_t lc_wait(int32_t epfd, const int32_t *fds, lc_port **ports, int32_t n, lc_out *out, int32_t *status,
                 lc_wait_params *w, double *t_read);
 

@@ -29,6 +29,7 @@ LANE, BATCH, OTHER = 1, 2, 3
 MAX_FRAME = 2048
 NV = 13
 LAT = 64                 # LC_LAT
+_COLS = 64               # LCA_COLS
 SEQ_PERIOD = 1 << 16
 CLOCK_PERIOD = 1 << 32
 
@@ -248,3 +249,91 @@ class FdReader:
         out = [(int(i), int(st[i])) for i in np.flatnonzero(st)]
         st[:] = 0
         return out
+
+
+class CAligner:
+    """:class:`~trackside.aggregator.clock.StreamAligner` in C (same slots, same rules, tested
+    equal), fed by the lanes directly; the pipeline adds the other samples with :meth:`add`.
+    Emitted rows wait in C until :meth:`poll` (or :meth:`take`) hands them to ``deliver(k, t_slot,
+    {node: int16 row or None})`` and their samples' latencies (ms) to ``latency(list)``."""
+
+    def __init__(self, core: LiveCore, rate: float, t0: float, *, max_wait_s: float = 0.05, stale_s: float = 0.2,
+                 deliver=None, latency=None):
+        self.a = ffi.new("lca *")
+        lib.lca_init(self.a, float(rate), float(t0), float(max_wait_s), float(stale_s))
+        core.out.aligner = self.a
+        self.rate, self.t0, self.max_wait_s, self.stale_s = float(rate), float(t0), max_wait_s, stale_s
+        self.deliver = deliver
+        self.latency = latency
+        a = self.a
+        self._lat = np.frombuffer(ffi.buffer(a.lat_ms), np.float64)
+        self._has = np.frombuffer(ffi.buffer(a.row_has), np.uint8).reshape(-1, _COLS)
+        self._v = np.frombuffer(ffi.buffer(a.row_v), np.int16).reshape(-1, _COLS, NV)
+        self._one = ffi.new("int16_t[]", NV)
+
+    def add(self, node: int, t_host: float, value) -> None:
+        """One sample: ``value = (rows, index, t_recv)`` as the pipeline passes it."""
+        rows, i, t_recv = value
+        row = rows[i]
+        buf = self._one
+        for c, x in enumerate(row if len(row) == NV else list(row) + [0] * (NV - len(row))):
+            buf[c] = int(x)
+        lib.lca_add(self.a, node, t_host, buf, t_recv)
+
+    def add_frame(self, node: int, c0: float, c1: float, u0: int, period: int, n: int, rows, r0: int,
+                  t_recv: float) -> None:
+        for j in range(n):
+            self.add(node, c0 + (u0 + j * period) * c1, (rows, r0 + j, t_recv))
+
+    def poll(self, now: float) -> int:
+        """Emit the rows due at ``now`` and hand over every emitted row; returns how many."""
+        lib.lca_poll(self.a, now)
+        return self.take()
+
+    def take(self) -> int:
+        a = self.a
+        nr = a.n_rows
+        if not nr:
+            return 0
+        if self.latency is not None:
+            self.latency(self._lat[:a.n_lat].tolist())
+        if self.deliver is not None:
+            nc = a.n_cols
+            nodes = [a.node_of[c] for c in range(nc)]
+            has = self._has[:nr, :nc].tolist()
+            vals = self._v[:nr, :nc].copy()
+            for r in range(nr):
+                hr, vr = has[r], vals[r]
+                self.deliver(int(a.row_k[r]), float(a.row_t[r]),
+                             {node: (vr[c] if hr[c] else None) for c, node in enumerate(nodes[:a.row_cols[r]])})
+        a.n_rows = 0
+        a.n_lat = 0
+        return nr
+
+    @property
+    def next_k(self) -> int:
+        return int(self.a.next_k)
+
+    @property
+    def late(self) -> int:
+        return int(self.a.late)
+
+    @property
+    def ahead(self) -> int:
+        """Samples too far ahead of the next slot to hold (dropped from the live rows)."""
+        return int(self.a.ahead)
+
+    @property
+    def undelivered(self) -> int:
+        """Rows emitted beyond the hand-over buffer in one poll (a backlog after a clock jump):
+        counted, not delivered one by one."""
+        return int(self.a.undelivered)
+
+    @property
+    def emitted(self) -> int:
+        return int(self.a.emitted)
+
+    @property
+    def latest(self) -> dict[int, int]:
+        a = self.a
+        return {int(a.node_of[c]): int(a.latest[c]) for c in range(a.n_cols)}
