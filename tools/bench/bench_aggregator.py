@@ -85,7 +85,8 @@ def bench_offline(files: list[Path], repeat: int) -> None:
           f"median {np.median(err):.0f} us, max {err.max():.0f} us")
 
 
-def bench_live(files: list[Path], seconds: float, rate: int, tick_s: float = 0.003, max_wait_s: float = 0.015) -> None:
+def bench_live(files: list[Path], seconds: float, rate: int, tick_s: float = 0.003, max_wait_s: float = 0.015,
+               consumer: bool = False) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="trackside-bench-live-"))
     links = tmp / "ports"
     # the replayer (ptys) runs in its own process: only the aggregator's CPU is measured here
@@ -103,7 +104,13 @@ def bench_live(files: list[Path], seconds: float, rate: int, tick_s: float = 0.0
         st = SessionStore(tmp / "bench.db")
         sid = st.create_session(rate_hz=rate)
         writer = FrameWriter(st.path, sid)
-        agg = Aggregator(paths, writer=writer, rate_hz=rate, sync_interval_s=0.5, tick_s=tick_s, max_wait_s=max_wait_s)
+        delivered = [0]
+
+        def on_aligned(k, t_slot, row) -> None:     # a live consumer: every row handed to Python
+            delivered[0] += sum(v is not None for v in row.values())
+
+        agg = Aggregator(paths, writer=writer, rate_hz=rate, sync_interval_s=0.5, tick_s=tick_s, max_wait_s=max_wait_s,
+                         on_aligned=on_aligned if consumer else None)
         agg.start()
         time.sleep(2.0)                       # warm up: ports open, clocks start
         lat0 = len(agg.pipeline.aligned_latency_ms)
@@ -123,7 +130,8 @@ def bench_live(files: list[Path], seconds: float, rate: int, tick_s: float = 0.0
         wait_ms = read_wait_ms(files, replay_t0, st, sid, h0, h1)
         st.close()
         print(f"live: {len(files)} nodes x {rate} Hz through ptys + pyserial, {wall:.1f} s measured "
-              f"(reads every {tick_s * 1e3:g} ms, rows wait at most {max_wait_s * 1e3:g} ms for late nodes)")
+              f"(reads every {tick_s * 1e3:g} ms, rows wait at most {max_wait_s * 1e3:g} ms for late nodes"
+              f"{'; every row handed to a Python callback' if consumer else ''})")
         print(f"  aggregator CPU {cpu:.2f} s / {wall:.2f} s wall = {100 * cpu / wall:.1f} % of one core "
               f"(readers, decode, checks, clock, live alignment, SQLite store)")
         if len(lat):
@@ -293,6 +301,7 @@ def main() -> int:
         live_files = make_traces(args.nodes, args.live_seconds + 10, args.live_spf, args.rate, args.cache)
         bench_live_simulated(live_files, args.live_seconds, args.rate, tick_s=args.tick, max_wait_s=args.max_wait)
         bench_live(live_files, args.live_seconds, args.rate, args.tick, args.max_wait)
+        bench_live(live_files, args.live_seconds, args.rate, args.tick, args.max_wait, consumer=True)
     if not args.skip_fuzz:
         bench_fuzz(args.fuzz_frames)
     return 0

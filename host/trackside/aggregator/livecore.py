@@ -35,7 +35,7 @@ CLOCK_PERIOD = 1 << 32
 
 RECORD = np.dtype([("port", "<i4"), ("kind", "<i4"), ("node", "<i4"), ("seq", "<i4"), ("t_us", "<u4"),
                    ("period_us", "<i4"), ("flags", "<i4"), ("n", "<i4"), ("row", "<i4"), ("raw_off", "<i4"),
-                   ("raw_len", "<i4"), ("version", "<i4"), ("t_host", "<f8"), ("u_first", "<i8"),
+                   ("raw_len", "<i4"), ("mtype", "<i4"), ("t_host", "<f8"), ("u_first", "<i8"),
                    ("c0", "<f8"), ("c1", "<f8")])
 
 
