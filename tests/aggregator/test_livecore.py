@@ -316,3 +316,52 @@ def test_c_aligner_equals_stream_aligner(ops: list, seed: int) -> None:
     pa.poll(now)
     assert got_c == got_py
     assert ca.late == pa.late and ca.next_k == pa.next_k
+
+
+_DECODED_FIELDS = ("values", "t_us", "node_id", "seq", "flags", "frame", "frame_node", "frame_seq", "frame_t_us",
+                   "frame_period_us", "frame_flags", "frame_n", "frame_version", "frame_end")
+
+
+def _same_decoded(ra, rb) -> None:
+    for f in _DECODED_FIELDS:
+        x, y = getattr(ra, f), getattr(rb, f)
+        assert x.dtype == y.dtype and np.array_equal(x, y), f
+    assert ra.message_end == rb.message_end
+    assert [m.fields() for m in ra.messages] == [m.fields() for m in rb.messages]
+
+
+@pytest.mark.parametrize("small", [False, True])
+def test_c_bulk_decoder_equals_fast_decoder(small: bool) -> None:
+    """CDecoder (offline / stored sessions) against tsproto.fast.FastDecoder on faulty traces cut
+    into random chunks; ``small``: output buffers that fill up inside one call."""
+    from tsproto.fast import FastDecoder
+
+    traces, _ = synth_session(nodes=3, seconds=2.0, seed=6, spf=16, loss=0.02, dup=0.02, corrupt=0.05)
+    for tr in traces:
+        data = b"".join(p for tag, _t, p in tr["records"] if tag == RX)
+        scratch = livecore.LiveCore(max_records=40, max_rows=900, raw_cap=8000) if small else None
+        a, b = FastDecoder(), livecore.CDecoder(scratch=scratch)
+        rng = random.Random(2)
+        pos = 0
+        while pos < len(data):
+            k = rng.randint(1, 4000)
+            _same_decoded(a.feed(data[pos:pos + k]), b.feed(data[pos:pos + k]))
+            pos += k
+        a.close()
+        b.close()
+        assert a.stats() == b.stats()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(junk=st.binary(max_size=400), cut=st.integers(1, 300), seed=st.integers(0, 50))
+def test_c_bulk_decoder_on_garbage(junk: bytes, cut: int, seed: int) -> None:
+    from tsproto.fast import FastDecoder
+
+    frames = _batch_frames(seed, seed % 2 == 1, 1 + seed % 5, n=5)
+    data = junk[:len(junk) // 3] + b"".join(frames[:2]) + junk[len(junk) // 3:] + b"".join(frames[2:])
+    a, b = FastDecoder(), livecore.CDecoder()
+    for pos in range(0, len(data), cut):
+        _same_decoded(a.feed(data[pos:pos + cut]), b.feed(data[pos:pos + cut]))
+    a.close()
+    b.close()
+    assert a.stats() == b.stats()

@@ -171,6 +171,7 @@ class Pipeline:
         self._armed: set[int] = set()                           # nodes whose lane is armed in C
         self._fd_key: dict | None = None
         self._wait = None                                       # lc_wait_params (wait_fds)
+        self._scratch = None                                    # bulk decoders' C buffers
         self._fd_reader = None
 
     @property
@@ -187,7 +188,14 @@ class Pipeline:
             self.port_list.append(p)
             if self._core is not None:
                 p.core = self._core.new_port(p.index)
+                p.decoder = livecore.CDecoder(scratch=self._bulk_scratch())   # bulk input, decoded in C
         return p
+
+    def _bulk_scratch(self) -> "livecore.LiveCore":
+        """Output buffers shared by the ports' bulk decoders (used under the lock, one at a time)."""
+        if self._scratch is None:
+            self._scratch = livecore.LiveCore(max_records=16384, max_rows=1 << 17, raw_cap=1 << 21)
+        return self._scratch
 
     def port_event(self, name: str, state: str, t_host: float, detail: str = "") -> None:
         """``open`` / ``close`` (unplug) / ``error`` from a reader."""
@@ -201,7 +209,7 @@ class Pipeline:
                 p.open = False
                 p.unplugs += 1
                 # an unfinished frame dies with the cable
-                p.decoder = FastDecoder()
+                p.decoder = FastDecoder() if p.core is None else livecore.CDecoder(scratch=self._bulk_scratch())
                 p.tail = b""
                 if p.core is not None:
                     self._core.reset_port(p.core)
@@ -563,7 +571,7 @@ class Pipeline:
         touched = None
         to_store: list = []
         for rec in recs:
-            pi, kind, nid, seq, t_us, period, flags, n, r0, off, ln, _ver, t, u0, c0, c1 = rec
+            pi, kind, nid, seq, t_us, period, flags, n, r0, off, ln, _typ, _ver, _end, t, u0, c0, c1 = rec
             if kind == LANE:                # sequence, clock window and counters done in C
                 to_store.append(rec)
                 if keep:
@@ -590,7 +598,7 @@ class Pipeline:
 
     def _core_record(self, rec: tuple, rows: np.ndarray, raw: bytes, touched: set) -> None:
         """A C record its lane did not take: judged by the Python path."""
-        pi, kind, nid, seq, t_us, period, flags, n, r0, off, ln, _ver, t, _u, _c0, _c1 = rec
+        pi, kind, nid, seq, t_us, period, flags, n, r0, off, ln, _typ, _ver, _end, t, _u, _c0, _c1 = rec
         p = self.port_list[pi]
         armed = self._armed
         core = self._core
@@ -957,7 +965,7 @@ class Pipeline:
 def _lane_rows(recs: list, raw: bytes) -> Callable[[int], list]:
     """Store rows of C lane records, built later by the store's writer thread (batched there)."""
     def build(sid: int) -> list:
-        return [(sid, r[2], r[3], r[4], r[12], C.T_SAMPLES, r[7], raw[r[9]:r[9] + r[10]]) for r in recs]
+        return [(sid, r[2], r[3], r[4], r[14], C.T_SAMPLES, r[7], raw[r[9]:r[9] + r[10]]) for r in recs]
     return build
 
 

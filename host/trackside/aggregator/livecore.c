@@ -231,8 +231,8 @@ int32_t lca_poll(lca *a, double now) {
     return n;
 }
 
-/* One complete frame (its bytes between delimiters, n > 0). */
-static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host, lc_out *out) {
+/* One complete frame (its bytes between delimiters, n > 0), its 0x00 at data offset end. */
+static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host, lc_out *out, int32_t end) {
     uint8_t p[256];
     lc_record *rec = out->records + out->n_records;
     int ok = cobs_small(chunk, n, p);
@@ -244,6 +244,7 @@ static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host,
                             &period, &flags);
     rec->port = port->index;
     rec->t_host = t_host;
+    rec->end = end;
     rec->raw_off = out->raw_len;
     rec->raw_len = n + 1;
     memcpy(out->raw + out->raw_len, chunk, (size_t)n);
@@ -259,6 +260,7 @@ static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host,
         rec->seq = -1;
         rec->t_us = 0;
         rec->mtype = -1;
+        rec->version = 0;
         rec->period_us = rec->flags = rec->n = 0;
         disarm_port(out, port->index);
         out->n_records++;
@@ -271,6 +273,7 @@ static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host,
     rec->seq = seq;
     rec->t_us = t_us;
     rec->mtype = p[1];
+    rec->version = p[0];
     if (rows == 0) {
         rec->kind = LC_OTHER;
         rec->period_us = rec->flags = rec->n = 0;
@@ -338,7 +341,9 @@ static void frame(lc_port *port, const uint8_t *chunk, int32_t n, double t_host,
 int32_t lc_feed(lc_port *port, const uint8_t *data, int32_t n, double t_host, lc_out *out) {
     int32_t start = 0;   /* start of the current frame's bytes in data */
     for (int32_t i = 0; i < n; i++) {
-        if (data[i] != 0) continue;
+        const uint8_t *z = memchr(data + i, 0, (size_t)(n - i));
+        if (z == NULL) break;
+        i = (int32_t)(z - data);
         int32_t seg = i - start;
         int32_t total = port->tail_len + seg;
         if (total > 0) {
@@ -353,10 +358,10 @@ int32_t lc_feed(lc_port *port, const uint8_t *data, int32_t n, double t_host, lc
                 port->oversize++;                 /* too long for a frame: only counted */
                 port->bytes_discarded += total + 1;
             } else if (port->tail_len == 0) {
-                frame(port, data + start, seg, t_host, out);
+                frame(port, data + start, seg, t_host, out, i);
             } else {
                 memcpy(port->tail + port->tail_len, data + start, (size_t)seg);
-                frame(port, port->tail, total, t_host, out);
+                frame(port, port->tail, total, t_host, out, i);
             }
         }
         port->tail_len = 0;

@@ -61,6 +61,8 @@ typedef struct {
     int32_t row;                      /* first row in the samples buffer (LC_LANE / LC_BATCH) */
     int32_t raw_off, raw_len;         /* wire frame (body + 0x00) in the raw buffer */
     int32_t mtype;                    /* message type byte (CRC-valid frames), else -1 */
+    int32_t version;                  /* version byte (CRC-valid frames), else 0 */
+    int32_t end;                      /* offset of the frame's 0x00 in the data of its lc_feed */
     double t_host;
     int64_t u_first;                  /* unwrapped node µs of the first sample (LC_LANE) */
     double c0, c1;                    /* LC_LANE: sample k at host c0 + (u_first + k period) c1 */
