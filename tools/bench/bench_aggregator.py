@@ -8,15 +8,19 @@
 3. fuzz: corrupted streams through the whole pipeline: exceptions, resynchronisation
                                                                             (target 1,000,000 frames, 0 exceptions)
 
-Measured (2 cores shared with other jobs, load average ~4, `--skip-fuzz`, 2026-11-28):
-  offline replay  1,028,342 samples/s (0.198 s CPU for 204,000 samples; before: 787-826 k/s);
-                  decode alone (tsproto.fast) 1,525,166 samples/s (before: 1.20-1.24 M/s)
-  live pipeline on a simulated clock (no ptys/threads/store) 8.6-9.6 % of one core (before 10.6-10.8 %)
-  live through ptys + pyserial: 23.0 % of one core (before 25.1-26.6 %) -- TARGET (< 10 %) NOT MET;
-                  latency p50 1.5 ms, p99 18.5 ms, max 27.8 ms
-  A null run (readers only, bytes dropped) already costs 6.4 % at the 3 ms read tick; the rest is
-  the per-frame Python work (sequence checks, clock, aligner), ~2x dearer live (cold caches,
-  333 wake-ups/s) than in the simulated loop.
+Measured (2 cores shared with other jobs, load average ~0.8, 2026-11-28, session 7):
+  offline replay  1,299,664 samples/s (runs of the session: 1.12-2.08 M/s; session 6: 0.84-1.22 M/s
+                  with the numpy decoder, now the C one: trackside.aggregator.livecore.CDecoder)
+  live, 17 nodes x 200 Hz through ptys, 2 samples per frame, reads every 3 ms, rows wait <= 15 ms:
+    aggregator alone (rows counted and timed in C)        6.2 % of one core (runs: 5.9-7.0 %)
+    every row also handed to a Python callback            8.9 % of one core (runs: 8.9-9.7 %)
+    (session 6, all in Python: 23.0 %; this session's steps: C decoding 15.7 %, C lanes and
+     reads ~11 %, C wait loop 9.2 %, C aligner 6.2 %)
+    frame -> aligned sample latency from the host read: p50 3.0 ms, p99 15.0 ms (12.9 ms with the
+    callback), max 19.0 ms; frames sat on the port before the read p50 1.9 ms, p99 4.6 ms (an upper
+    bound: counted from when the replayer was due to write them)
+  fuzz  1,000,000 frames (330,511 damaged) through the pipeline: 0 exceptions, every intact frame
+        decoded
 
 Traces are synthetic (trackside.aggregator.synth: the real wire protocol, tsproto encoders,
 with clock offset/drift, USB jitter and stalls), generated once into a cache directory.
