@@ -226,16 +226,7 @@ class FastDecoder:
         # bad frames (counted above): an intact frame may end the chunk (lost delimiter)
         for i in np.flatnonzero(bad_cobs | short | bad_crc).tolist():
             self._recover(buf, int(starts[i]), int(ends[i]), found)
-        for e, m in found:
-            if m.type == T_SAMPLES:
-                r = _from_batch(m)
-                r.frame_end = np.array([e], np.int64)
-                _append(res, r)
-            else:
-                res.messages.append(m)
-                res.message_end.append(e)
-        if found:
-            _sort_by_end(res)
+        add_found(res, found)
 
     def _recover(self, buf, s, e, found) -> None:
         """As StreamDecoder: look for an intact frame at the end of the bad chunk buf[s:e]."""
@@ -388,6 +379,21 @@ def _segcumsum_rows(x: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np
         prev[:, 1:] = c[:, starts[1:] - 1]
         c -= np.repeat(prev, counts, axis=1)
     return c
+
+
+def add_found(res: Decoded, found: list) -> None:
+    """Add messages decoded one by one, ``(offset of the 0x00, message)``, to ``res``: sample
+    batches as frames, the rest as messages; then everything in stream order."""
+    for e, m in found:
+        if m.type == T_SAMPLES:
+            r = _from_batch(m)
+            r.frame_end = np.array([e], np.int64)
+            _append(res, r)
+        else:
+            res.messages.append(m)
+            res.message_end.append(e)
+    if found:
+        _sort_by_end(res)
 
 
 def _from_batch(m) -> Decoded:

@@ -434,11 +434,7 @@ class Pipeline:
         if self._inbox:
             self.process_pending()
         with self._lock:
-            if fds is not self._fd_key:     # the reader rebuilds its dict when a port opens/drops
-                if self._fd_reader is not None:
-                    self._fd_reader.close()
-                self._fd_reader = self._core.reader(list(fds), [self.port(name).core for name in fds.values()])
-                self._fd_key = fds
+            self._fd_reader_for(fds)
             rd = self._fd_reader
             failed = 0
             while True:
@@ -449,10 +445,18 @@ class Pipeline:
                 self._drain_core()
                 if not r & 1:
                     break
-            if not failed:
-                return []
-            names = list(fds.values())
-            return [(names[i], "end of file" if st == -1 else os.strerror(st)) for i, st in rd.failed()]
+            return self._failed_ports(fds) if failed else []
+
+    def _fd_reader_for(self, fds: dict[int, str]) -> None:
+        if fds is not self._fd_key:     # the reader rebuilds its dict when a port opens/drops
+            if self._fd_reader is not None:
+                self._fd_reader.close()
+            self._fd_reader = self._core.reader(list(fds), [self.port(name).core for name in fds.values()])
+            self._fd_key = fds
+
+    def _failed_ports(self, fds: dict[int, str]) -> list[tuple[str, str]]:
+        names = list(fds.values())
+        return [(names[i], "end of file" if st == -1 else os.strerror(st)) for i, st in self._fd_reader.failed()]
 
     def wait_fds(self, fds: dict[int, str], min_period: float, max_block: float) -> list[tuple[str, str]] | None:
         """Live input read and decoded in C every ``min_period`` s (GIL released) until there is
@@ -465,11 +469,7 @@ class Pipeline:
         if self._inbox:
             self.process_pending()
         with self._lock:
-            if fds is not self._fd_key:     # the reader rebuilds its dict when a port opens/drops
-                if self._fd_reader is not None:
-                    self._fd_reader.close()
-                self._fd_reader = self._core.reader(list(fds), [self.port(name).core for name in fds.values()])
-                self._fd_key = fds
+            self._fd_reader_for(fds)
             w = self._wait
             if w is None:
                 w = self._wait = self._core.wait_params()
@@ -483,10 +483,7 @@ class Pipeline:
             self._drain_core()
             if self.aligner is not None:
                 self.aligner.poll(time.time())
-            if not r >> 1:
-                return []
-            names = list(fds.values())
-            return [(names[i], "end of file" if st == -1 else os.strerror(st)) for i, st in self._fd_reader.failed()]
+            return self._failed_ports(fds) if r >> 1 else []
 
     def push_event(self, name: str, state: str, t_host: float, detail: str = "") -> None:
         """A port event from a reader thread, queued in order with the bytes (see :meth:`push`)."""

@@ -371,7 +371,7 @@ class CDecoder:
         self._port.tail_len = 0
 
     def feed(self, data: bytes):
-        from tsproto.fast import Decoded, _append, _from_batch, _sort_by_end
+        from tsproto.fast import Decoded, add_found
 
         data = bytes(data)
         res = Decoded()
@@ -420,18 +420,7 @@ class CDecoder:
             res.seq = res.frame_seq[fidx]
             res.flags = res.frame_flags[fidx]
             res.frame = fidx
-        for end, m in found:
-            if m.type == T_SAMPLES_TYPE:
-                r = _from_batch(m)
-                r.frame_end = np.array([end], np.int64)
-                _append(res, r)
-            else:
-                res.messages.append(m)
-                res.message_end.append(end)
-        if found:
-            _sort_by_end(res)
+        add_found(res, found)
         res.stats = self.stats()
         return res
 
-
-T_SAMPLES_TYPE = 0x10

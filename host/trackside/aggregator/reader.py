@@ -398,6 +398,16 @@ class MultiPortReader(threading.Thread):
         self._next_try[port] = now + self.retry_s
         self.on_state(port, "close", now, detail)
 
+    def _after_c_read(self, failed: list[tuple[str, str]] | None) -> bool:
+        """After read_fds / wait_fds: drop the ports whose read failed, run on_idle; False when
+        the hook is not available (None)."""
+        if failed is None:
+            return False
+        for port, why in failed:
+            self._drop(port, why)
+        self.on_idle(self.clock())
+        return True
+
     def run(self) -> None:
         import os
         import select
@@ -414,11 +424,7 @@ class MultiPortReader(threading.Thread):
                 self._fd_list = list(self._fds)
             fds = self._fds
             if fds and self.wait_fds is not None:
-                failed = self.wait_fds(fds, self.min_period, self.max_block)
-                if failed is not None:
-                    for port, why in failed:
-                        self._drop(port, why)
-                    self.on_idle(self.clock())
+                if self._after_c_read(self.wait_fds(fds, self.min_period, self.max_block)):
                     continue
                 self.wait_fds = None        # not available: tick here from now on
             wait = max(0.0, self.min_period - (time.monotonic() - last))
@@ -426,11 +432,7 @@ class MultiPortReader(threading.Thread):
                 time.sleep(wait)    # < min_period: cheaper than Event.wait, stop() still prompt
             if fds and self.read_fds is not None:
                 last = time.monotonic()
-                failed = self.read_fds(fds, self.clock())
-                if failed is not None:
-                    for port, why in failed:
-                        self._drop(port, why)
-                    self.on_idle(self.clock())
+                if self._after_c_read(self.read_fds(fds, self.clock())):
                     continue
                 self.read_fds = None        # not available: read here from now on
             try:
