@@ -484,11 +484,22 @@ static double now_mono(void) {
 }
 
 static void sleep_until_mono(double t) {
+#ifdef __linux__
     struct timespec ts;
     ts.tv_sec = (time_t)t;
     ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
     if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+#else   /* macOS and BSDs: no absolute-time clock_nanosleep */
+    for (;;) {
+        double d = t - now_mono();
+        if (d <= 0) return;
+        struct timespec ts;
+        ts.tv_sec = (time_t)d;
+        ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
+        if (nanosleep(&ts, NULL) == 0) return;
+    }
+#endif
 }
 
 #endif
