@@ -1,10 +1,12 @@
-/* Live hot path of the aggregator: see livecore.h. Mirrors tsproto.fast._fast_batch (decode)
- * and the clean branch of NodeTracker.check + Unwrapper (lanes) exactly. */
+/* Live hot path of the aggregator: see livecore.h. Mirrors tsproto.fast._fast_batch (decode),
+ * the clean branch of NodeTracker.check + Unwrapper + ClockSync.one_way (lanes) and
+ * StreamAligner (lca) exactly. Reading (poll/epoll, read, sleeps) is POSIX only: on Windows
+ * lc_read/lc_wait return -2 and the pipeline reads in Python. */
+#include <math.h>
 #include <string.h>
 
 #ifndef _WIN32
 #include <errno.h>
-#include <math.h>
 #include <poll.h>
 #include <time.h>
 #include <unistd.h>
@@ -383,6 +385,7 @@ int32_t lc_feed(lc_port *port, const uint8_t *data, int32_t n, double t_host, lc
 }
 
 
+#ifndef _WIN32
 /* Read fd i (ready) into its port; 1 if the output could overflow (nothing read). */
 static int read_one(int32_t fd, lc_port *port, double t_host, lc_out *out, int32_t *status, int32_t *failed) {
     static uint8_t buf[LC_READ_MAX];
@@ -410,6 +413,8 @@ static int read_one(int32_t fd, lc_port *port, double t_host, lc_out *out, int32
     lc_feed(port, buf, (int32_t)got, t_host, out);
     return 0;
 }
+
+#endif
 
 int32_t lc_epoll_new(const int32_t *fds, int32_t n) {
 #ifdef __linux__
