@@ -350,29 +350,6 @@ class StreamAligner:
         if k > self.latest.get(node, -1):
             self.latest[node] = k
 
-    def add_frame(self, node: int, c0: float, c1: float, u0: int, period: int, n: int, rows, r0: int,
-                  t_recv: float) -> None:
-        """The n samples of one frame: sample k at host ``c0 + (u0 + k * period) * c1`` with value
-        ``(rows, r0 + k, t_recv)`` (what :meth:`add` would get one by one, in one call)."""
-        rate, t0, pending, first = self.rate, self.t0, self.pending, self.next_k
-        latest = self.latest.get(node, -1)
-        for j in range(n):
-            pos = (c0 + (u0 + j * period) * c1 - t0) * rate
-            k = int(pos + 0.5) if pos >= -0.5 else -1
-            if k < first:
-                self.late += 1
-                continue
-            d = abs(pos - k)
-            slot = pending.get(k)
-            if slot is None:
-                slot = pending[k] = {}
-            cur = slot.get(node)
-            if cur is None or d < cur[0]:
-                slot[node] = (d, (rows, r0 + j, t_recv))
-            if k > latest:
-                latest = k
-                self.latest[node] = k
-
     def poll(self, now: float) -> int:
         """Emit every slot that is complete or overdue at host time ``now``; returns how many."""
         if not self.latest:

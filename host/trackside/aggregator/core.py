@@ -559,22 +559,17 @@ class Pipeline:
             return
         LANE = livecore.LANE
         writer = self.writer
-        # lane samples went into the C aligner already; a Python one (started before the C path
-        # existed: never, but cheap to keep right) gets them here
-        add = self.aligner.add_frame if isinstance(self.aligner, StreamAligner) else None
         keep = self.keep_samples
         if keep:
             kept_rows = rows.array()
         touched = None
         to_store: list = []
         for rec in recs:
-            pi, kind, nid, seq, t_us, period, flags, n, r0, off, ln, _typ, _ver, _end, t, u0, c0, c1 = rec
-            if kind == LANE:                # sequence, clock window and counters done in C
+            kind, nid, period, n, r0, u0 = rec[1], rec[2], rec[5], rec[7], rec[8], rec[15]
+            if kind == LANE:                # sequence, clock, counters and aligner done in C
                 to_store.append(rec)
                 if keep:
                     self.kept.setdefault(nid, []).append((u0, period, n, r0, kept_rows))
-                if add is not None:
-                    add(nid, c0, c1, u0, period, n, rows, r0, t)
                 continue
             if to_store and writer is not None:     # the store keeps stream order
                 writer.frames_deferred(_lane_rows(to_store, raw))

@@ -280,11 +280,6 @@ class CAligner:
             buf[c] = int(x)
         lib.lca_add(self.a, node, t_host, buf, t_recv)
 
-    def add_frame(self, node: int, c0: float, c1: float, u0: int, period: int, n: int, rows, r0: int,
-                  t_recv: float) -> None:
-        for j in range(n):
-            self.add(node, c0 + (u0 + j * period) * c1, (rows, r0 + j, t_recv))
-
     def poll(self, now: float) -> int:
         """Emit the rows due at ``now`` and hand over every emitted row; returns how many."""
         lib.lca_poll(self.a, now)
